@@ -1,0 +1,5 @@
+"""erlbridge: join Erlang/OTP clusters as a node from Python and drive hot code upgrades."""
+
+from erlbridge.version import __version__
+
+__all__ = ["__version__"]

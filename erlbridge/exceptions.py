@@ -1,0 +1,259 @@
+"""The one error tree of erlbridge (L0).
+
+::
+
+    ErlbridgeError
+    ├── TermError
+    │   ├── EncodeError(TypeError)
+    │   └── DecodeError(ValueError)           .offset
+    │       └── TermSyntaxError               .line, .column (Erlang term text)
+    ├── ProtocolError                         the peer broke the rules
+    │   ├── FramingError
+    │   ├── HandshakeError                    .status
+    │   └── AuthenticationError               .node (wrong cookie)
+    ├── InvalidState(RuntimeError)            we misused the API
+    ├── EpmdError
+    │   ├── NodeNotFound(LookupError)
+    │   └── RegistrationError
+    ├── NodeDown(ConnectionError)             .node, .reason
+    ├── Timeout(TimeoutError)                 .operation, .timeout
+    ├── ProcessError
+    │   ├── NoProcess(LookupError)
+    │   └── ProcessExited                     .pid, .reason
+    ├── RemoteError
+    │   ├── BadRpc                            .reason
+    │   └── RemoteException                   .kind, .reason, .stacktrace
+    └── UpgradeError
+        ├── ScriptError(ValueError)           .index, .instruction, .rule
+        ├── ReleaseHandlerError               .function, .reason
+        └── UpgradeFailed                     .report
+
+Constructors never log and never format secrets (the cookie is never an argument).
+Erlang reasons are kept as data on the attributes; ``str()`` renders them for humans.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "AuthenticationError",
+    "BadRpc",
+    "DecodeError",
+    "EncodeError",
+    "EpmdError",
+    "ErlbridgeError",
+    "FramingError",
+    "HandshakeError",
+    "InvalidState",
+    "NoProcess",
+    "NodeDown",
+    "NodeNotFound",
+    "ProcessError",
+    "ProcessExited",
+    "ProtocolError",
+    "RegistrationError",
+    "ReleaseHandlerError",
+    "RemoteError",
+    "RemoteException",
+    "ScriptError",
+    "TermError",
+    "TermSyntaxError",
+    "Timeout",
+    "UpgradeError",
+    "UpgradeFailed",
+]
+
+
+class ErlbridgeError(Exception):
+    """Base of every error erlbridge raises on purpose."""
+
+
+# -- terms -------------------------------------------------------------------------
+
+
+class TermError(ErlbridgeError):
+    """A term could not be encoded, decoded or parsed."""
+
+
+class EncodeError(TermError, TypeError):
+    """A Python value has no Erlang representation (or exceeds a format limit)."""
+
+
+class DecodeError(TermError, ValueError):
+    """Malformed External Term Format bytes; ``offset`` is where decoding failed."""
+
+    def __init__(self, message: str, offset: int | None = None) -> None:
+        self.offset = offset
+        super().__init__(message if offset is None else f"{message} (at offset {offset})")
+
+
+class TermSyntaxError(DecodeError):
+    """Malformed Erlang term text; ``line`` and ``column`` are 1-based."""
+
+    def __init__(self, message: str, line: int, column: int, offset: int | None = None) -> None:
+        self.line = line
+        self.column = column
+        TermError.__init__(self, f"{message} (line {line}, column {column})")
+        self.offset = offset
+
+
+# -- protocol ----------------------------------------------------------------------
+
+
+class ProtocolError(ErlbridgeError):
+    """The peer broke the distribution or EPMD protocol."""
+
+
+class FramingError(ProtocolError):
+    """A frame was truncated, oversized or otherwise malformed."""
+
+
+class HandshakeError(ProtocolError):
+    """The distribution handshake failed; ``status`` is the peer's status if any."""
+
+    def __init__(self, message: str, status: str | None = None) -> None:
+        self.status = status
+        super().__init__(message)
+
+
+class AuthenticationError(HandshakeError):
+    """The cookie challenge failed (wrong cookie on one side); ``node`` is the peer."""
+
+    def __init__(self, node: str, message: str | None = None) -> None:
+        self.node = node
+        super().__init__(message or f"authentication with {node} failed: the cookies differ")
+
+
+class InvalidState(ErlbridgeError, RuntimeError):
+    """The API was used in a state that does not allow it (e.g. send on a closed node)."""
+
+
+# -- epmd --------------------------------------------------------------------------
+
+
+class EpmdError(ErlbridgeError):
+    """EPMD could not be reached or answered with an error."""
+
+
+class NodeNotFound(EpmdError, LookupError):
+    """EPMD does not know the node name."""
+
+
+class RegistrationError(EpmdError):
+    """ALIVE2 registration was refused (the name is probably taken)."""
+
+
+# -- connections and processes ---------------------------------------------------------
+
+
+class NodeDown(ErlbridgeError, ConnectionError):
+    """The connection to ``node`` was lost or could not be made; ``reason`` says why."""
+
+    def __init__(self, node: str, reason: Any = None) -> None:
+        self.node = node
+        self.reason = reason
+        super().__init__(f"node {node} is down" + ("" if reason is None else f": {reason}"))
+
+
+class Timeout(ErlbridgeError, TimeoutError):
+    """``operation`` did not finish within ``timeout`` seconds."""
+
+    def __init__(self, operation: str, timeout: float | None) -> None:
+        self.operation = operation
+        self.timeout = timeout
+        super().__init__(f"{operation} timed out after {timeout} s")
+
+
+class ProcessError(ErlbridgeError):
+    """A process-level failure."""
+
+
+class NoProcess(ProcessError, LookupError):
+    """No such (local or remote) process or registered name."""
+
+
+class ProcessExited(ProcessError):
+    """The process ``pid`` exited (or was killed) with ``reason``."""
+
+    def __init__(self, pid: Any, reason: Any) -> None:
+        self.pid = pid
+        self.reason = reason
+        super().__init__(f"process {pid} exited: {reason}")
+
+
+# -- remote calls ------------------------------------------------------------------------
+
+
+class RemoteError(ErlbridgeError):
+    """A remote call failed on the remote side."""
+
+
+class BadRpc(RemoteError):
+    """``rex`` answered ``{badrpc, Reason}``; ``reason`` is the Erlang term."""
+
+    def __init__(self, reason: Any, node: str | None = None) -> None:
+        self.reason = reason
+        self.node = node
+        where = f" on {node}" if node else ""
+        super().__init__(f"badrpc{where}: {reason}")
+
+
+class RemoteException(BadRpc):
+    """The remote function raised: ``kind`` is error/exit/throw, with reason and stacktrace."""
+
+    def __init__(
+        self, kind: str, reason: Any, stacktrace: Any = None, node: str | None = None
+    ) -> None:
+        self.kind = kind
+        self.stacktrace = stacktrace if stacktrace is not None else []
+        RemoteError.__init__(self, f"{kind}:{reason}" + (f" on {node}" if node else ""))
+        self.reason = reason
+        self.node = node
+
+
+# -- upgrades ---------------------------------------------------------------------------
+
+
+class UpgradeError(ErlbridgeError):
+    """Base of upgrade-related errors."""
+
+
+class ScriptError(UpgradeError, ValueError):
+    """An upgrade instruction or script breaks a rule.
+
+    ``index`` is the instruction's position (or None), ``instruction`` the offending
+    instruction or term, ``rule`` a short rule name such as ``"load_before_ponr"``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        index: int | None = None,
+        instruction: Any = None,
+        rule: str | None = None,
+    ) -> None:
+        self.index = index
+        self.instruction = instruction
+        self.rule = rule
+        super().__init__(message)
+
+
+class ReleaseHandlerError(UpgradeError):
+    """``release_handler`` returned ``{error, Reason}`` from ``function``."""
+
+    def __init__(self, function: str, reason: Any, node: str | None = None) -> None:
+        self.function = function
+        self.reason = reason
+        self.node = node
+        where = f" on {node}" if node else ""
+        super().__init__(f"release_handler:{function}{where} failed: {reason}")
+
+
+class UpgradeFailed(UpgradeError):
+    """An upgrade run had failures; ``report`` holds every node's outcome."""
+
+    def __init__(self, report: Any, message: str | None = None) -> None:
+        self.report = report
+        super().__init__(message or "upgrade failed on one or more nodes")

@@ -1,0 +1,3 @@
+"""Package version (L0)."""
+
+__version__ = "0.1.0"
