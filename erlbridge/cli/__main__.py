@@ -1,0 +1,5 @@
+"""``python -m erlbridge.cli`` runs the CLI."""
+
+from erlbridge.cli import main
+
+main()

@@ -1,0 +1,352 @@
+"""Cluster commands: ``nodes``, ``ping``, ``rpc``, ``releases``."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from erlbridge.cli._common import (
+    CONNECT_ERRORS,
+    EXIT_FAILED,
+    CannotConnect,
+    Connection,
+    connect_all,
+    connection_options,
+    json_option,
+    make_connection,
+    open_node,
+    resolve_targets,
+    run_async,
+    split_nodes,
+    targets_options,
+)
+from erlbridge.cli._output import Output
+from erlbridge.display import Table, format_duration
+from erlbridge.exceptions import BadRpc, ErlbridgeError, Timeout
+
+__all__ = ["nodes", "ping", "releases", "rpc"]
+
+
+def _conn(output: Output, **options: Any) -> Connection:
+    return make_connection(output=output, **options)
+
+
+@click.command()
+@click.argument("seed")
+@click.option("--match", "match_glob", metavar="GLOB", help="Keep only names matching GLOB.")
+@connection_options
+@json_option
+def nodes(
+    *,
+    seed: str,
+    match_glob: str | None,
+    name: str | None,
+    cookie_file: Path | None,
+    cookie_text: str | None,
+    epmd_port: int | None,
+    timeout: float,
+    json_mode: bool,
+) -> None:
+    """List the cluster's nodes as seen from SEED (SEED plus the nodes it is connected to).
+
+    \b
+    Examples:
+      erlbridge nodes app1@127.0.0.1
+      erlbridge nodes app1@127.0.0.1 --match 'app*' --json
+    """
+    output = Output(json_mode=json_mode)
+    conn = _conn(
+        output,
+        name=name,
+        cookie_file=cookie_file,
+        cookie_text=cookie_text,
+        epmd_port=epmd_port,
+        timeout=timeout,
+    )
+
+    async def main() -> list[str]:
+        async with open_node(conn, seed) as node:
+            return await resolve_targets(
+                node, targets=(), seed=seed, match_glob=match_glob, timeout=timeout
+            )
+
+    found = run_async(main)
+    if json_mode:
+        output.json({"seed": seed, "nodes": found})
+    else:
+        for item in found:
+            output.line(item)
+
+
+@click.command()
+@click.argument("targets", nargs=-1, required=True)
+@connection_options
+@json_option
+def ping(
+    *,
+    targets: tuple[str, ...],
+    name: str | None,
+    cookie_file: Path | None,
+    cookie_text: str | None,
+    epmd_port: int | None,
+    timeout: float,
+    json_mode: bool,
+) -> None:
+    """Connect to each node and report pong/pang with the round-trip time.
+
+    Exit code 0 if every node answered, 1 if some did not, 3 if none did.
+
+    \b
+    Examples:
+      erlbridge ping app1@127.0.0.1 app2@127.0.0.1
+      ERLANG_COOKIE=secret erlbridge ping app1@127.0.0.1 --json
+    """
+    output = Output(json_mode=json_mode)
+    nodes_ = split_nodes(targets)
+    conn = _conn(
+        output,
+        name=name,
+        cookie_file=cookie_file,
+        cookie_text=cookie_text,
+        epmd_port=epmd_port,
+        timeout=timeout,
+    )
+
+    async def one(node: Any, target: str) -> dict[str, Any]:
+        start = time.perf_counter()
+        try:
+            ok = await asyncio.wait_for(node.ping(target), timeout)
+            error = None if ok else "pang"
+        except (TimeoutError, Timeout):
+            ok, error = False, f"no answer within {timeout:g} s"
+        except (*CONNECT_ERRORS, OSError) as exc:
+            ok, error = False, str(exc)
+        return {
+            "node": target,
+            "result": "pong" if ok else "pang",
+            "seconds": round(time.perf_counter() - start, 6),
+            "error": error,
+        }
+
+    async def main() -> list[dict[str, Any]]:
+        async with open_node(conn, nodes_[0]) as node:
+            return list(await asyncio.gather(*(one(node, t) for t in nodes_)))
+
+    rows = run_async(main)
+    if json_mode:
+        output.json({"results": rows})
+    else:
+        output.table(
+            Table(
+                ("node", "result", "time", "error"),
+                tuple(
+                    (r["node"], r["result"], format_duration(r["seconds"]), r["error"])
+                    for r in rows
+                ),
+                status_column="result",
+            )
+        )
+    failed = sum(1 for r in rows if r["result"] != "pong")
+    if failed == len(rows):
+        raise CannotConnect("no node answered")
+    if failed:
+        raise SystemExit(EXIT_FAILED)
+
+
+@click.command()
+@click.argument("target", metavar="NODE")
+@click.argument("module")
+@click.argument("function")
+@click.argument("args", default="[]")
+@click.option(
+    "--no-output",
+    is_flag=True,
+    help="Do not capture what the call prints (by default it is captured and shown).",
+)
+@connection_options
+@json_option
+def rpc(
+    *,
+    target: str,
+    module: str,
+    function: str,
+    args: str,
+    no_output: bool,
+    name: str | None,
+    cookie_file: Path | None,
+    cookie_text: str | None,
+    epmd_port: int | None,
+    timeout: float,
+    json_mode: bool,
+) -> None:
+    """Call MODULE:FUNCTION(ARGS...) on NODE and print the result as Erlang text.
+
+    ARGS is the argument *list* written as Erlang text (default ``[]``). Text the call
+    prints (io:format) is captured and shown before the result. Exit code 1 if the call
+    raised or returned {badrpc, _}, 3 if NODE cannot be reached.
+
+    \b
+    Examples:
+      erlbridge rpc app1@127.0.0.1 erlang node
+      erlbridge rpc app1@127.0.0.1 lists seq '[1, 10]'
+      erlbridge rpc app1@127.0.0.1 io format '["hello ~s~n", ["world"]]'
+      erlbridge rpc app1@127.0.0.1 release_handler which_releases --json
+    """
+    from erlbridge.term import format_term, parse_term  # noqa: PLC0415
+
+    output = Output(json_mode=json_mode)
+    try:
+        arg_list = parse_term(args)
+    except ErlbridgeError as exc:
+        raise click.BadParameter(str(exc), param_hint="ARGS") from exc
+    if not isinstance(arg_list, list):
+        raise click.BadParameter(
+            f"must be an Erlang list such as [1, 2], not {args!r}", param_hint="ARGS"
+        )
+    conn = _conn(
+        output,
+        name=name,
+        cookie_file=cookie_file,
+        cookie_text=cookie_text,
+        epmd_port=epmd_port,
+        timeout=timeout,
+    )
+    from erlbridge.term import Atom  # noqa: PLC0415
+
+    async def main() -> tuple[Any, str, BaseException | None]:
+        async with open_node(conn, target) as node:
+            unreachable = await connect_all(node, [target], timeout)
+            if unreachable:
+                raise CannotConnect(f"{target}: {unreachable[target]}")
+            try:
+                if no_output:
+                    value = await node.rpc(
+                        target, Atom(module), Atom(function), arg_list, timeout=timeout
+                    )
+                    return value, "", None
+                result = await node.rpc(
+                    target,
+                    Atom(module),
+                    Atom(function),
+                    arg_list,
+                    timeout=timeout,
+                    capture_output=True,
+                )
+                return result.value, result.output, None
+            except (BadRpc, Timeout) as exc:
+                return None, "", exc
+
+    value, printed, error = run_async(main)
+    if json_mode:
+        data: dict[str, Any] = {"node": target, "ok": error is None, "output": printed}
+        if error is None:
+            data["value"] = value
+            data["erlang"] = format_term(value)
+        else:
+            data["error"] = _error_json(error)
+        output.json(data)
+    else:
+        if printed:
+            output.console.file.write(printed if printed.endswith("\n") else printed + "\n")
+        if error is None:
+            output.line(format_term(value))
+        else:
+            output.err.print(f"error: {error}", markup=False, highlight=False)
+    if error is not None:
+        raise SystemExit(EXIT_FAILED)
+
+
+def _error_json(error: BaseException) -> dict[str, Any]:
+    from erlbridge.term import format_term  # noqa: PLC0415
+
+    data: dict[str, Any] = {"type": type(error).__name__, "message": str(error)}
+    for attr in ("kind", "reason", "stacktrace", "operation", "timeout"):
+        if hasattr(error, attr):
+            value = getattr(error, attr)
+            data[attr] = value if attr in ("kind", "operation", "timeout") else format_term(value)
+    return data
+
+
+@click.command()
+@targets_options
+@connection_options
+@json_option
+def releases(
+    *,
+    targets: tuple[str, ...],
+    seed: str | None,
+    match_glob: str | None,
+    name: str | None,
+    cookie_file: Path | None,
+    cookie_text: str | None,
+    epmd_port: int | None,
+    timeout: float,
+    json_mode: bool,
+) -> None:
+    """Show release_handler:which_releases() of every target, one row per release.
+
+    \b
+    Examples:
+      erlbridge releases -t app1@127.0.0.1,app2@127.0.0.1
+      erlbridge releases --seed app1@127.0.0.1 --json
+    """
+    from erlbridge.term import Atom  # noqa: PLC0415
+
+    output = Output(json_mode=json_mode)
+    conn = _conn(
+        output,
+        name=name,
+        cookie_file=cookie_file,
+        cookie_text=cookie_text,
+        epmd_port=epmd_port,
+        timeout=timeout,
+    )
+
+    async def main() -> list[dict[str, Any]]:
+        first = seed or (split_nodes(targets) or [None])[0]
+        async with open_node(conn, first) as node:
+            nodes_ = await resolve_targets(
+                node, targets=targets, seed=seed, match_glob=match_glob, timeout=timeout
+            )
+            unreachable = await connect_all(node, nodes_, timeout)
+            if len(unreachable) == len(nodes_):
+                raise CannotConnect("; ".join(f"{n}: {e}" for n, e in unreachable.items()))
+            reachable = [n for n in nodes_ if n not in unreachable]
+            outcomes = await node.multicall(
+                reachable, Atom("release_handler"), Atom("which_releases"), [], timeout=timeout
+            )
+            rows: list[dict[str, Any]] = []
+            for target in nodes_:
+                if target in unreachable:
+                    rows.append({"node": target, "error": unreachable[target]})
+                    continue
+                outcome = outcomes[target]
+                if not outcome.ok:
+                    rows.append({"node": target, "error": str(outcome.error)})
+                    continue
+                for rel_name, vsn, _apps, status in outcome.value:
+                    rows.append(
+                        {
+                            "node": target,
+                            "release": str(rel_name),
+                            "version": str(vsn),
+                            "status": str(status),
+                        }
+                    )
+            return rows
+
+    rows = run_async(main)
+    if json_mode:
+        output.json({"releases": rows})
+    else:
+        output.table(
+            Table.from_records(
+                rows, ("node", "release", "version", "status", "error"), status_column="status"
+            )
+        )
+    if any("error" in r for r in rows):
+        raise SystemExit(EXIT_FAILED)

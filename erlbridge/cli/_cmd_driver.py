@@ -1,0 +1,411 @@
+"""Driver commands: ``readiness``, ``run``, ``upgrade``, ``downgrade``.
+
+Each opens erlbridge's hidden node, resolves the targets (``--targets`` or ``--seed``),
+builds a :class:`erlbridge.asyncio.driver.Driver` with the policy options and shows
+per-node progress while it works. The final report is a table (or ``--json``); the exit
+code is 0 when every node is ok, 1 when some node failed, 3 when no target was reachable.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from erlbridge.cli._common import (
+    EXIT_FAILED,
+    CannotConnect,
+    connect_all,
+    connection_options,
+    json_option,
+    make_connection,
+    open_node,
+    resolve_targets,
+    run_async,
+    split_nodes,
+    targets_options,
+)
+from erlbridge.cli._output import NodeProgress, Output
+from erlbridge.cli._scriptfile import load_script_for_run
+from erlbridge.display import Table
+
+__all__ = ["downgrade", "readiness", "run", "upgrade"]
+
+
+def policy_options(function: Any) -> Any:
+    """Options of the driver's run policy."""
+    decorators = [
+        click.option(
+            "--concurrency",
+            type=click.IntRange(min=1),
+            metavar="N",
+            help="At most N nodes in flight [default: all at once].",
+        ),
+        click.option(
+            "--node-timeout",
+            type=float,
+            default=120.0,
+            show_default=True,
+            metavar="SECONDS",
+            help="Deadline of each step on each node.",
+        ),
+        click.option(
+            "--overall-timeout",
+            type=float,
+            metavar="SECONDS",
+            help="Deadline of the whole operation [default: none].",
+        ),
+        click.option(
+            "--stop-on-first-failure",
+            is_flag=True,
+            help="Start no further node after a failure (running ones finish).",
+        ),
+        click.option(
+            "--canary",
+            is_flag=True,
+            help="Run the first target alone first; the rest only if it succeeded.",
+        ),
+        click.option(
+            "--dry-run",
+            is_flag=True,
+            help="Preflight only (check_script / check_install): change nothing.",
+        ),
+        click.option(
+            "--journal",
+            "journal_path",
+            type=click.Path(dir_okay=False, path_type=Path),
+            metavar="FILE",
+            help="Append every step to FILE (JSON lines); read it with `journal show`.",
+        ),
+    ]
+    for decorator in reversed(decorators):
+        function = decorator(function)
+    return function
+
+
+def _progress_kwargs(method: Callable[..., Any], progress: NodeProgress) -> dict[str, Any]:
+    """Pass our progress callback under the name the driver method accepts, if any."""
+    params = inspect.signature(method).parameters
+    for name in ("on_progress", "progress"):
+        if name in params:
+            return {name: lambda event: _on_event(progress, event)}
+    return {}
+
+
+def _on_event(progress: NodeProgress, event: Any) -> None:
+    node = getattr(event, "node", None)
+    if node is None:
+        return
+    status = str(getattr(event, "status", "") or getattr(event, "event", "") or "")
+    step = str(getattr(event, "step", "") or "")
+    detail = str(getattr(event, "detail", "") or "")
+    progress.update(str(node), f"{step} {status}".strip() if step else status, detail)
+
+
+def _report_table(report: Any) -> Table:
+    rows = []
+    for outcome in report.outcomes:
+        detail = str(outcome.error) if outcome.error is not None else _short(outcome.value)
+        if outcome.note:
+            detail = f"{detail} [{outcome.note}]" if detail else outcome.note
+        rows.append(
+            (outcome.node, str(outcome.status), outcome.step, f"{outcome.duration:.2f} s", detail)
+        )
+    caption = report._caption() if hasattr(report, "_caption") else report.operation
+    return Table(
+        ("node", "status", "step", "time", "value / error"), tuple(rows), caption, "status"
+    )
+
+
+def _short(value: Any, width: int = 70) -> str:
+    if value is None:
+        return ""
+    from erlbridge.term import format_term  # noqa: PLC0415
+
+    try:
+        text = format_term(value)
+    except Exception:  # a value the printer cannot render still deserves a cell
+        text = repr(value)
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _print_report(output: Output, report: Any, json_mode: bool) -> None:
+    if json_mode:
+        output.json(report.to_dict())
+        return
+    output.table(_report_table(report))
+    for outcome in report.outcomes:
+        if outcome.output:
+            output.line(f"--- output of {outcome.node} ---")
+            output.line(outcome.output.rstrip("\n"))
+
+
+async def _with_driver(
+    *,
+    conn_opts: dict[str, Any],
+    target_opts: dict[str, Any],
+    policy: dict[str, Any],
+    output: Output,
+    title: str,
+    action: Callable[[Any, NodeProgress], Awaitable[Any]],
+) -> Any:
+    """Open the node, resolve and reach the targets, build the Driver, run ``action``."""
+    from erlbridge.asyncio.driver import Driver  # noqa: PLC0415
+
+    conn = make_connection(output=output, **conn_opts)
+    first = target_opts["seed"] or (split_nodes(target_opts["targets"]) or [None])[0]
+    async with open_node(conn, first) as node:
+        targets = await resolve_targets(node, timeout=conn.timeout, **target_opts)
+        unreachable = await connect_all(node, targets, conn.timeout)
+        if len(unreachable) == len(targets):
+            raise CannotConnect("; ".join(f"{n}: {e}" for n, e in unreachable.items()))
+        for name, error in unreachable.items():
+            output.warn(f"{name} is unreachable: {error}")
+        journal = policy.pop("journal_path", None)
+        driver = Driver(node, targets, journal=journal, **policy)
+        with output.progress(title, targets) as progress:
+            return await action(driver, progress)
+
+
+def _finish(output: Output, report: Any, json_mode: bool) -> None:
+    _print_report(output, report, json_mode)
+    if not report.ok:
+        raise SystemExit(EXIT_FAILED)
+
+
+def _split_kwargs(kwargs: dict[str, Any]) -> tuple[dict[str, Any], ...]:
+    conn = {
+        k: kwargs.pop(k) for k in ("name", "cookie_file", "cookie_text", "epmd_port", "timeout")
+    }
+    targets = {k: kwargs.pop(k) for k in ("targets", "seed", "match_glob")}
+    policy_keys = (
+        "concurrency",
+        "node_timeout",
+        "overall_timeout",
+        "stop_on_first_failure",
+        "canary",
+        "dry_run",
+        "journal_path",
+    )
+    policy = {k: kwargs.pop(k) for k in policy_keys if k in kwargs}
+    return conn, targets, policy
+
+
+@click.command()
+@click.option(
+    "--script",
+    "script_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help="Also report processes running old code of the modules FILE touches.",
+)
+@targets_options
+@connection_options
+@json_option
+def readiness(*, json_mode: bool, script_file: Path | None, **kwargs: Any) -> None:
+    """Report whether each target is ready for an upgrade.
+
+    Per node: OTP and ERTS versions, which_releases, running applications, modules with
+    old code, processes still running old code of modules a script touches (--script),
+    and whether the release directory is writable. Exit code 1 if a node is not ready.
+
+    \b
+    Examples:
+      erlbridge readiness -t app1@127.0.0.1,app2@127.0.0.1
+      erlbridge readiness --seed app1@127.0.0.1 --script up.py --json
+    """
+    output = Output(json_mode=json_mode)
+    conn, targets, _ = _split_kwargs(kwargs)
+    script = load_script_for_run(script_file, None) if script_file else None
+
+    async def action(driver: Any, progress: NodeProgress) -> Any:
+        options: dict[str, Any] = {"script": script} if script is not None else {}
+        return await driver.readiness(**options, **_progress_kwargs(driver.readiness, progress))
+
+    report = run_async(
+        lambda: _with_driver(
+            conn_opts=conn,
+            target_opts=targets,
+            policy={},
+            output=output,
+            title="readiness",
+            action=action,
+        )
+    )
+    if json_mode:
+        output.json(report.to_dict())
+    else:
+        output.line(str(report))
+    if not getattr(report, "ok", True):
+        raise SystemExit(EXIT_FAILED)
+
+
+@click.command()
+@click.argument(
+    "script_file", metavar="SCRIPT", type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@click.option(
+    "--from",
+    "from_vsn",
+    metavar="VSN",
+    help="For a relup or appup file: take the up-script from VSN.",
+)
+@click.option(
+    "--suspend-timeout",
+    type=float,
+    metavar="SECONDS",
+    help="release_handler_1 suspend_timeout option.",
+)
+@click.option(
+    "--code-change-timeout",
+    type=float,
+    metavar="SECONDS",
+    help="release_handler_1 code_change_timeout option.",
+)
+@policy_options
+@targets_options
+@connection_options
+@json_option
+def run(
+    *,
+    script_file: Path,
+    from_vsn: str | None,
+    suspend_timeout: float | None,
+    code_change_timeout: float | None,
+    json_mode: bool,
+    **kwargs: Any,
+) -> None:
+    """Run SCRIPT on every target in direct mode (release_handler_1:eval_script/5).
+
+    SCRIPT is a Python file defining `script` (an erlbridge.upgrade.Script) or a
+    `build_script()` function, an Erlang-text file holding an instruction list, or a
+    relup/appup file with --from VSN. A preflight (offline validation and
+    release_handler_1:check_script/2) runs on every target first; only if all pass is the
+    script evaluated. sync_nodes barriers are coordinated by erlbridge's node.
+
+    \b
+    Examples:
+      erlbridge run patch.py -t app1@127.0.0.1,app2@127.0.0.1
+      erlbridge run patch.script --seed app1@127.0.0.1 --canary --journal run.journal
+      erlbridge run patch.py -t app1@127.0.0.1 --dry-run --json
+    """
+    output = Output(json_mode=json_mode)
+    conn, targets, policy = _split_kwargs(kwargs)
+    script = load_script_for_run(script_file, from_vsn)
+    options: dict[str, Any] = {}
+    if suspend_timeout is not None:
+        options["suspend_timeout"] = suspend_timeout
+    if code_change_timeout is not None:
+        options["code_change_timeout"] = code_change_timeout
+
+    async def action(driver: Any, progress: NodeProgress) -> Any:
+        return await driver.run_script(
+            script, **options, **_progress_kwargs(driver.run_script, progress)
+        )
+
+    report = run_async(
+        lambda: _with_driver(
+            conn_opts=conn,
+            target_opts=targets,
+            policy=policy,
+            output=output,
+            title="run",
+            action=action,
+        )
+    )
+    _finish(output, report, json_mode)
+
+
+@click.command()
+@click.argument("release", metavar="TARBALL|VSN")
+@click.option(
+    "--no-permanent", is_flag=True, help="Install but do not make the new version permanent."
+)
+@policy_options
+@targets_options
+@connection_options
+@json_option
+def upgrade(*, release: str, no_permanent: bool, json_mode: bool, **kwargs: Any) -> None:
+    """Upgrade every target to a release (release mode, through release_handler).
+
+    With a TARBALL (NAME-VSN.tar.gz built by rebar3/relx), erlbridge uploads it to each
+    target's releases/ directory and unpacks it; with a VSN the release must already be
+    unpacked there. Then check_install on every node (nothing changes unless all pass),
+    install (the relup runs inside release_handler, so sync_nodes barriers work), and
+    make_permanent.
+
+    \b
+    Examples:
+      erlbridge upgrade _build/prod/rel/app/app-2.0.0.tar.gz -t app1@127.0.0.1,app2@127.0.0.1
+      erlbridge upgrade 2.0.0 --seed app1@127.0.0.1 --canary --journal up.journal
+      erlbridge upgrade 2.0.0 -t app1@127.0.0.1 --dry-run --json
+    """
+    output = Output(json_mode=json_mode)
+    conn, targets, policy = _split_kwargs(kwargs)
+    path = Path(release)
+    source: Any = path if release.endswith((".tar.gz", ".tgz")) else release
+    if isinstance(source, Path) and not path.is_file():
+        raise click.BadParameter(f"no such file: {release}", param_hint="TARBALL")
+
+    async def action(driver: Any, progress: NodeProgress) -> Any:
+        options: dict[str, Any] = {}
+        if no_permanent:
+            options["make_permanent"] = False
+        return await driver.upgrade(source, **options, **_progress_kwargs(driver.upgrade, progress))
+
+    report = run_async(
+        lambda: _with_driver(
+            conn_opts=conn,
+            target_opts=targets,
+            policy=policy,
+            output=output,
+            title=f"upgrade {release}",
+            action=action,
+        )
+    )
+    _finish(output, report, json_mode)
+
+
+@click.command()
+@click.argument("vsn")
+@click.option(
+    "--no-permanent", is_flag=True, help="Install the old version but do not make it permanent."
+)
+@policy_options
+@targets_options
+@connection_options
+@json_option
+def downgrade(*, vsn: str, no_permanent: bool, json_mode: bool, **kwargs: Any) -> None:
+    """Downgrade every target to the installed release VSN (runs the relup's down-script).
+
+    \b
+    Examples:
+      erlbridge downgrade 1.0.0 -t app1@127.0.0.1,app2@127.0.0.1
+      erlbridge downgrade 1.0.0 --seed app1@127.0.0.1 --json
+    """
+    output = Output(json_mode=json_mode)
+    conn, targets, policy = _split_kwargs(kwargs)
+
+    async def action(driver: Any, progress: NodeProgress) -> Any:
+        options: dict[str, Any] = {}
+        if no_permanent:
+            options["make_permanent"] = False
+        return await driver.downgrade(
+            vsn, **options, **_progress_kwargs(driver.downgrade, progress)
+        )
+
+    report = run_async(
+        lambda: _with_driver(
+            conn_opts=conn,
+            target_opts=targets,
+            policy=policy,
+            output=output,
+            title=f"downgrade {vsn}",
+            action=action,
+        )
+    )
+    _finish(output, report, json_mode)

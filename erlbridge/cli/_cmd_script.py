@@ -1,0 +1,171 @@
+"""``script check|show|lint FILE``: offline work on upgrade scripts (no node needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from erlbridge.cli._common import EXIT_FAILED, json_option
+from erlbridge.cli._output import Output
+from erlbridge.cli._scriptfile import Loaded, load_file
+from erlbridge.display import Table
+
+__all__ = ["script"]
+
+_FILE = click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+
+
+@click.group()
+def script() -> None:
+    """Check, show and lint upgrade scripts offline.
+
+    FILE may be a relup, an .appup, an Erlang-text instruction list, or a Python file that
+    defines `script` (an erlbridge.upgrade.Script) or `build_script()`.
+    """
+
+
+def _scripts(loaded: Loaded) -> list[tuple[str, Any]]:
+    """Every script in the file, labelled (a relup/appup has one per from/to version)."""
+    if loaded.kind == "script":
+        return [("script", loaded.obj)]
+    return [(label, s) for label, s in loaded.obj.scripts()]
+
+
+def _findings(loaded: Loaded) -> list[dict[str, Any]]:
+    rows = []
+    for label, s in _scripts(loaded):
+        for finding in s.validate():
+            rows.append(
+                {
+                    "script": label,
+                    "severity": str(finding.severity),
+                    "index": finding.index,
+                    "rule": finding.rule,
+                    "message": finding.message,
+                }
+            )
+    return rows
+
+
+def _report(
+    output: Output,
+    loaded: Loaded,
+    rows: list[dict[str, Any]],
+    *,
+    fail_on: set[str],
+    json_mode: bool,
+) -> None:
+    failing = [r for r in rows if r["severity"] in fail_on]
+    if json_mode:
+        output.json(
+            {"file": str(loaded.path), "kind": loaded.kind, "ok": not failing, "findings": rows}
+        )
+    else:
+        if rows:
+            output.table(
+                Table.from_records(
+                    rows,
+                    ("script", "severity", "index", "rule", "message"),
+                    status_column="severity",
+                )
+            )
+        errors = sum(1 for r in rows if r["severity"] == "error")
+        warnings = sum(1 for r in rows if r["severity"] == "warning")
+        verdict = "FAILED" if failing else "OK"
+        output.line(
+            f"{loaded.path} ({loaded.kind}): {verdict}, {errors} error(s), {warnings} warning(s)"
+        )
+    if failing:
+        raise SystemExit(EXIT_FAILED)
+
+
+@script.command("check")
+@_FILE
+@json_option
+def check(*, file: Path, json_mode: bool) -> None:
+    """Validate FILE by OTP's own rules (what release_handler would refuse).
+
+    Exit code 1 if any script in FILE has an error; warnings are shown but do not fail.
+
+    \b
+    Examples:
+      erlbridge script check _build/default/rel/app/releases/2.0.0/relup
+      erlbridge script check apps/app/ebin/app.appup --json
+      erlbridge script check patch.py
+    """
+    output = Output(json_mode=json_mode)
+    loaded = load_file(file)
+    _report(output, loaded, _findings(loaded), fail_on={"error"}, json_mode=json_mode)
+
+
+@script.command("lint")
+@_FILE
+@click.option("--strict", is_flag=True, help="Fail on warnings too.")
+@json_option
+def lint(*, file: Path, strict: bool, json_mode: bool) -> None:
+    """Report every finding in FILE (errors and warnings, with rule names).
+
+    Warnings flag what OTP accepts but is risky: brutal_purge, scripts without
+    point_of_no_return, sync_nodes in direct mode, and so on. Exit code 1 on errors, or
+    on any finding with --strict.
+
+    \b
+    Examples:
+      erlbridge script lint relup
+      erlbridge script lint patch.py --strict
+    """
+    output = Output(json_mode=json_mode)
+    loaded = load_file(file)
+    fail_on = {"error", "warning"} if strict else {"error"}
+    _report(output, loaded, _findings(loaded), fail_on=fail_on, json_mode=json_mode)
+
+
+@script.command("show")
+@_FILE
+@click.option(
+    "--erlang",
+    "as_erlang",
+    is_flag=True,
+    help="Print the script(s) as Erlang text (what a relup file holds).",
+)
+@json_option
+def show(*, file: Path, as_erlang: bool, json_mode: bool) -> None:
+    """Show the instructions in FILE, one row per instruction.
+
+    \b
+    Examples:
+      erlbridge script show relup
+      erlbridge script show patch.py --erlang
+      erlbridge script show app.appup --json
+    """
+    from erlbridge.term import format_term  # noqa: PLC0415
+
+    output = Output(json_mode=json_mode)
+    loaded = load_file(file)
+    scripts = _scripts(loaded)
+    if json_mode:
+        output.json(
+            {
+                "file": str(file),
+                "kind": loaded.kind,
+                "scripts": [
+                    {
+                        "label": label,
+                        "erlang": format_term(s.to_term()),
+                        "instructions": [format_term(i.to_term()) for i in s],
+                    }
+                    for label, s in scripts
+                ],
+            }
+        )
+        return
+    if as_erlang:
+        output.line(format_term(loaded.obj.to_term()) + ".")
+        return
+    for label, s in scripts:
+        rows = tuple(
+            (index, type(i).__name__, format_term(i.to_term())) for index, i in enumerate(s)
+        )
+        output.table(Table(("#", "instruction", "Erlang"), rows, f"{file} — {label}"))

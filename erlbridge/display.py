@@ -1,0 +1,290 @@
+"""Rendering helpers shared by reports, the CLI and notebooks.
+
+Pure functions over plain rows: no I/O, no printing, no third-party import at module load,
+so any layer may use them (the driver's reports build their ``_repr_html_`` and text tables
+here). Notebook-only pieces (:class:`CellProgress`) import IPython lazily and degrade to
+doing nothing outside a kernel.
+
+Contracts:
+
+* :func:`to_jsonable` turns any decoded Erlang term into JSON-compatible data without losing
+  the distinction a reader needs (atoms and binaries become strings, tuples become lists,
+  pids/refs/ports become their Erlang text); it never raises for a term the codec produced.
+* :func:`html_table` escapes every cell; :func:`text_table` aligns columns for monospace
+  output. Both take ``columns`` (header strings) and ``rows`` (sequences of cells; ``None``
+  renders as an empty cell).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "STATUS_STYLES",
+    "CellProgress",
+    "Table",
+    "format_duration",
+    "html_table",
+    "status_style",
+    "text_table",
+    "to_jsonable",
+]
+
+#: Colours (CSS / rich style names) for outcome words used across reports.
+STATUS_STYLES: Mapping[str, str] = {
+    "ok": "green",
+    "pong": "green",
+    "ready": "green",
+    "permanent": "green",
+    "current": "cyan",
+    "done": "green",
+    "running": "yellow",
+    "started": "yellow",
+    "planned": "blue",
+    "waiting": "yellow",
+    "unpacked": "blue",
+    "old": "bright_black",
+    "skipped": "bright_black",
+    "warning": "yellow",
+    "not ready": "red",
+    "error": "red",
+    "failed": "red",
+    "pang": "red",
+    "timeout": "red",
+    "nodedown": "red",
+    "in_doubt": "red",
+    "incomplete": "yellow",
+}
+
+_CSS_COLOURS = {
+    "green": "#1a7f37",
+    "cyan": "#0969da",
+    "yellow": "#9a6700",
+    "blue": "#0550ae",
+    "bright_black": "#6e7781",
+    "red": "#cf222e",
+}
+
+
+def status_style(status: str) -> str | None:
+    """The style name for an outcome word (case-insensitive), or None if it has none."""
+    return STATUS_STYLES.get(status.strip().lower())
+
+
+def format_duration(seconds: float | None) -> str:
+    """``0.0123`` -> ``"12 ms"``, ``3.2`` -> ``"3.20 s"``, ``None`` -> ``""``."""
+    if seconds is None or math.isnan(seconds):
+        return ""
+    if seconds < 1.0:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 120:
+        return f"{seconds:.2f} s"
+    minutes, rest = divmod(seconds, 60)
+    return f"{int(minutes)} min {rest:.0f} s"
+
+
+def to_jsonable(value: Any) -> Any:
+    """Convert a decoded Erlang term (or plain Python data) to JSON-compatible data.
+
+    Mapping: ``str`` and atoms -> string (``true``/``false`` atoms stay strings, so
+    ``'true'`` and ``<<"true">>`` look alike: use the Erlang text when that matters);
+    ``bytes`` -> UTF-8 string when valid, else ``{"base64": ...}``; tuples and lists ->
+    lists (an Erlang string, being a list subclass that prints as text, -> string); dicts
+    -> objects with string keys (non-string keys are rendered as text); dataclass-like
+    objects with ``to_json()`` use it; anything else -> ``str(value)`` (pids, refs, ports,
+    funs print as Erlang text).
+    """
+    if value is None or isinstance(value, bool | int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, bytes | bytearray):
+        try:
+            return bytes(value).decode("utf-8")
+        except UnicodeDecodeError:
+            return {"base64": base64.b64encode(bytes(value)).decode("ascii")}
+    to_json = getattr(value, "to_json", None)
+    if callable(to_json):
+        return to_jsonable(to_json())
+    if isinstance(value, list) and _prints_as_text(value):
+        return str(value)
+    if isinstance(value, list | tuple | set | frozenset):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, Mapping):
+        return {_json_key(k): to_jsonable(v) for k, v in value.items()}
+    return str(value)
+
+
+def _prints_as_text(value: list[Any]) -> bool:
+    # erlbridge.term's Erlang-string type is a list subclass whose str() is the text; a
+    # plain list is never treated as text (that would guess wrong for [104, 105]).
+    return type(value) is not list and type(value).__str__ is not list.__str__
+
+
+def _json_key(key: Any) -> str:
+    if isinstance(key, str):
+        return str(key)
+    if isinstance(key, bytes):
+        return key.decode("utf-8", "replace")
+    return str(key)
+
+
+def _cell_text(cell: Any) -> str:
+    if cell is None:
+        return ""
+    if isinstance(cell, float):
+        return f"{cell:g}"
+    if isinstance(cell, list) and _prints_as_text(cell):
+        return str(cell)
+    if isinstance(cell, list | tuple):
+        return ", ".join(_cell_text(c) for c in cell)
+    return str(cell)
+
+
+def html_table(
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    *,
+    caption: str | None = None,
+    status_column: int | None = None,
+) -> str:
+    """An HTML ``<table>`` (every cell escaped); cells in ``status_column`` are coloured."""
+    parts = ['<table class="erlbridge">']
+    if caption:
+        parts.append(f'<caption style="text-align:left">{html.escape(caption)}</caption>')
+    parts.append(
+        "<thead><tr>"
+        + "".join(f'<th style="text-align:left">{html.escape(c)}</th>' for c in columns)
+        + "</tr></thead><tbody>"
+    )
+    for row in rows:
+        cells = []
+        for index, cell in enumerate(row):
+            text = html.escape(_cell_text(cell))
+            style = "text-align:left;font-family:monospace"
+            if index == status_column:
+                colour = _CSS_COLOURS.get(status_style(_cell_text(cell)) or "")
+                if colour:
+                    style += f";color:{colour};font-weight:bold"
+            cells.append(f'<td style="{style}">{text}</td>')
+        parts.append("<tr>" + "".join(cells) + "</tr>")
+    parts.append("</tbody></table>")
+    return "".join(parts)
+
+
+def text_table(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """A plain, space-aligned table (header, dashes, rows) without a trailing newline."""
+    body = [[_cell_text(c) for c in row] for row in rows]
+    widths = [len(c) for c in columns]
+    for row in body:
+        for index, cell in enumerate(row):
+            if index < len(widths):
+                widths[index] = max(widths[index], len(cell))
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(cells)).rstrip()
+
+    lines = [line(list(columns)), line(["-" * w for w in widths])]
+    lines.extend(line(row) for row in body)
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    """Rows with headers that render as text, HTML (notebooks) and JSON.
+
+    ``records`` is the JSON form (a list of objects); ``status_column`` names the column
+    coloured by outcome.
+    """
+
+    columns: tuple[str, ...]
+    rows: tuple[tuple[Any, ...], ...]
+    caption: str | None = None
+    status_column: str | None = None
+
+    @classmethod
+    def from_records(
+        cls,
+        records: Iterable[Mapping[str, Any]],
+        columns: Sequence[str],
+        *,
+        caption: str | None = None,
+        status_column: str | None = None,
+    ) -> Table:
+        """Build from dicts, taking ``columns`` in order (missing keys are empty)."""
+        rows = tuple(tuple(r.get(c) for c in columns) for r in records)
+        return cls(tuple(columns), rows, caption, status_column)
+
+    def records(self) -> list[dict[str, Any]]:
+        """JSON-compatible list of ``{column: cell}`` objects."""
+        return [
+            {c: to_jsonable(v) for c, v in zip(self.columns, row, strict=False)}
+            for row in self.rows
+        ]
+
+    def __str__(self) -> str:
+        table = text_table(self.columns, self.rows)
+        return f"{self.caption}\n{table}" if self.caption else table
+
+    def _repr_html_(self) -> str:
+        index = self.columns.index(self.status_column) if self.status_column else None
+        return html_table(self.columns, self.rows, caption=self.caption, status_column=index)
+
+
+@dataclass(slots=True)
+class CellProgress:
+    """Per-node progress shown in a notebook cell, updated in place.
+
+    ``update(node, status, detail)`` redraws one HTML table through an IPython display
+    handle. Outside IPython (or when ``enabled`` is False) every call is a no-op, so
+    library code can always create one. ``clock`` returns seconds (``time.monotonic``
+    in practice); it is injected so this module needs no clock of its own.
+    """
+
+    title: str = "progress"
+    clock: Callable[[], float] | None = None
+    enabled: bool = True
+    _rows: dict[str, list[Any]] = field(default_factory=dict)
+    _started: dict[str, float] = field(default_factory=dict)
+    _handle: Any = None
+
+    def update(self, node: str, status: str, detail: str = "") -> None:
+        """Set ``node``'s status (and detail) and redraw the cell output."""
+        now = self.clock() if self.clock else None
+        if node not in self._started and now is not None:
+            self._started[node] = now
+        elapsed = (now - self._started[node]) if now is not None else None
+        self._rows[node] = [node, status, detail, format_duration(elapsed)]
+        self._redraw()
+
+    def table(self) -> Table:
+        """The current state as a :class:`Table`."""
+        return Table(
+            ("node", "status", "detail", "elapsed"),
+            tuple(tuple(r) for r in self._rows.values()),
+            self.title,
+            "status",
+        )
+
+    def _redraw(self) -> None:
+        if not self.enabled:
+            return
+        try:
+            from IPython import get_ipython  # noqa: PLC0415 (optional dependency)
+            from IPython.display import HTML, display  # noqa: PLC0415
+        except ImportError:
+            return
+        if get_ipython() is None:
+            return
+        html_obj = HTML(self.table()._repr_html_())  # type: ignore[no-untyped-call]
+        if self._handle is None:
+            self._handle = display(html_obj, display_id=True)  # type: ignore[no-untyped-call]
+        else:
+            self._handle.update(html_obj)
