@@ -25,7 +25,12 @@
     │   └── RemoteException                   .kind, .reason, .stacktrace
     └── UpgradeError
         ├── ScriptError(ValueError)           .index, .instruction, .rule
-        ├── ReleaseHandlerError               .function, .reason
+        ├── ReleaseHandlerError               .function, .reason, .kind
+        │   ├── OldProcesses                  .module
+        │   ├── NoMatchingRelup               .to_version, .current_version
+        │   ├── ExistingRelease               .version
+        │   ├── AlreadyInstalled              .version
+        │   └── NoSuchRelease                 .version
         └── UpgradeFailed                     .report
 
 Constructors never log and never format secrets (the cookie is never an argument).
@@ -37,18 +42,23 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "AlreadyInstalled",
     "AuthenticationError",
     "BadRpc",
     "DecodeError",
     "EncodeError",
     "EpmdError",
+    "ExistingRelease",
     "ErlbridgeError",
     "FramingError",
     "HandshakeError",
     "InvalidState",
+    "NoMatchingRelup",
     "NoProcess",
+    "NoSuchRelease",
     "NodeDown",
     "NodeNotFound",
+    "OldProcesses",
     "ProcessError",
     "ProcessExited",
     "ProtocolError",
@@ -241,7 +251,13 @@ class ScriptError(UpgradeError, ValueError):
 
 
 class ReleaseHandlerError(UpgradeError):
-    """``release_handler`` returned ``{error, Reason}`` from ``function``."""
+    """``release_handler`` returned ``{error, Reason}`` from ``function``.
+
+    ``kind`` names the reason (its tag, e.g. ``"no_such_file"``); subclasses exist for
+    the reasons callers branch on.
+    """
+
+    kind: str = "error"
 
     def __init__(self, function: str, reason: Any, node: str | None = None) -> None:
         self.function = function
@@ -249,6 +265,60 @@ class ReleaseHandlerError(UpgradeError):
         self.node = node
         where = f" on {node}" if node else ""
         super().__init__(f"release_handler:{function}{where} failed: {reason}")
+
+
+class OldProcesses(ReleaseHandlerError):
+    """``{old_processes, Mod}``: a process still runs old code of ``module`` (nothing ran)."""
+
+    kind = "old_processes"
+
+    @property
+    def module(self) -> Any:
+        return self.reason[1]
+
+
+class NoMatchingRelup(ReleaseHandlerError):
+    """``{no_matching_relup, ToVsn, CurrentVsn}``: no relup entry leads there."""
+
+    kind = "no_matching_relup"
+
+    @property
+    def to_version(self) -> Any:
+        return self.reason[1]
+
+    @property
+    def current_version(self) -> Any:
+        return self.reason[2]
+
+
+class ExistingRelease(ReleaseHandlerError):
+    """``{existing_release, Vsn}``: unpack_release found ``version`` already there."""
+
+    kind = "existing_release"
+
+    @property
+    def version(self) -> Any:
+        return self.reason[1]
+
+
+class AlreadyInstalled(ReleaseHandlerError):
+    """``{already_installed, Vsn}``: ``version`` is the current release."""
+
+    kind = "already_installed"
+
+    @property
+    def version(self) -> Any:
+        return self.reason[1]
+
+
+class NoSuchRelease(ReleaseHandlerError):
+    """``{no_such_release, Vsn}``: release_handler does not know ``version``."""
+
+    kind = "no_such_release"
+
+    @property
+    def version(self) -> Any:
+        return self.reason[1]
 
 
 class UpgradeFailed(UpgradeError):

@@ -1,0 +1,171 @@
+"""Sans-I/O upgrades: typed ``release_handler_1`` instructions, scripts, relups, appups
+and ``release_handler`` operations.
+
+Example::
+
+    from erlbridge.upgrade import (
+        CodeChange, Load, LoadObjectCode, PointOfNoReturn, Resume, Script, Suspend,
+    )
+
+    script = Script([
+        LoadObjectCode("demo", "2", ["demo_srv"]),
+        PointOfNoReturn(),
+        Suspend(["demo_srv"]),
+        Load("demo_srv"),
+        CodeChange([("demo_srv", [])]),
+        Resume(["demo_srv"]),
+    ])
+    warnings = script.validate()        # ScriptError on a rule OTP enforces
+    print(script.to_text())             # [{load_object_code,{demo,"2",[demo_srv]}}, ...].
+    assert Script.from_text(script.to_text()) == script
+
+Nothing here does I/O: operations such as :class:`InstallRelease` give their rpc call
+(``op.rpc``) and parse the reply term (``op.parse_reply(reply)``).
+"""
+
+from __future__ import annotations
+
+from erlbridge.upgrade._fields import Mode, PurgeMethod, StartType, Timeout
+from erlbridge.upgrade.appup import (
+    SOFT,
+    AddApplication,
+    AddModule,
+    Advanced,
+    Appup,
+    AppupEntry,
+    AppupInstruction,
+    DeleteModule,
+    HighLevelInstruction,
+    LoadModule,
+    RemoveApplication,
+    RestartApplication,
+    Update,
+    VersionSpec,
+    appup_instruction_from_term,
+)
+from erlbridge.upgrade.instructions import (
+    MFA,
+    ApplicationInstruction,
+    Apply,
+    CodeChange,
+    Instruction,
+    Load,
+    LoadApplication,
+    LoadObjectCode,
+    LowLevelInstruction,
+    PointOfNoReturn,
+    Purge,
+    Remove,
+    RestartEmulator,
+    RestartNewEmulator,
+    Resume,
+    ScriptItem,
+    Start,
+    StartApplication,
+    Stop,
+    StopApplication,
+    Suspend,
+    SuspendEntry,
+    SyncNodes,
+    UnloadApplication,
+    instruction_from_term,
+)
+from erlbridge.upgrade.outcome import EvalOutcome, InstallOutcome, Phase, reason_kind
+from erlbridge.upgrade.release import (
+    CheckInstallRelease,
+    CheckInstallResult,
+    CheckScript,
+    ErrorAction,
+    EvalScript,
+    InstallRelease,
+    InstallResult,
+    LibDir,
+    MakePermanent,
+    RebootOldRelease,
+    ReleaseInfo,
+    ReleaseOperation,
+    ReleaseStatus,
+    RemoveRelease,
+    RpcCall,
+    SetUnpacked,
+    UnpackRelease,
+    WhichReleases,
+    release_error,
+)
+from erlbridge.upgrade.relup import Relup, RelupEntry
+from erlbridge.upgrade.script import Diagnostic, Script, Severity
+
+__all__ = [
+    "MFA",
+    "SOFT",
+    "AddApplication",
+    "AddModule",
+    "Advanced",
+    "ApplicationInstruction",
+    "Apply",
+    "Appup",
+    "AppupEntry",
+    "AppupInstruction",
+    "CheckInstallRelease",
+    "CheckInstallResult",
+    "CheckScript",
+    "CodeChange",
+    "DeleteModule",
+    "Diagnostic",
+    "ErrorAction",
+    "EvalOutcome",
+    "EvalScript",
+    "HighLevelInstruction",
+    "InstallOutcome",
+    "InstallRelease",
+    "InstallResult",
+    "Instruction",
+    "LibDir",
+    "Load",
+    "LoadApplication",
+    "LoadModule",
+    "LoadObjectCode",
+    "LowLevelInstruction",
+    "MakePermanent",
+    "Mode",
+    "Phase",
+    "PointOfNoReturn",
+    "Purge",
+    "PurgeMethod",
+    "RebootOldRelease",
+    "ReleaseInfo",
+    "ReleaseOperation",
+    "ReleaseStatus",
+    "Relup",
+    "RelupEntry",
+    "Remove",
+    "RemoveApplication",
+    "RemoveRelease",
+    "RestartApplication",
+    "RestartEmulator",
+    "RestartNewEmulator",
+    "Resume",
+    "RpcCall",
+    "Script",
+    "ScriptItem",
+    "SetUnpacked",
+    "Severity",
+    "Start",
+    "StartApplication",
+    "StartType",
+    "Stop",
+    "StopApplication",
+    "Suspend",
+    "SuspendEntry",
+    "SyncNodes",
+    "Timeout",
+    "UnloadApplication",
+    "UnpackRelease",
+    "Update",
+    "VersionSpec",
+    "WhichReleases",
+    "appup_instruction_from_term",
+    "instruction_from_term",
+    "reason_kind",
+    "release_error",
+]
