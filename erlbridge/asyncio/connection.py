@@ -1,0 +1,254 @@
+"""The asyncio transport for one distribution connection (both handshake directions).
+
+``data_received`` feeds the sans-I/O core (:mod:`erlbridge.protocol.handshake`, then
+:mod:`erlbridge.protocol.connection`), hands the events to the owner and flushes what the
+core queued. Writes made outside ``data_received`` are batched into one ``transport.write``
+per loop iteration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from erlbridge.exceptions import ErlbridgeError, HandshakeError
+from erlbridge.protocol.connection import DistConnection
+from erlbridge.protocol.control import ControlMessage
+from erlbridge.protocol.handshake import Connected, Handshake, NameReceived
+
+__all__ = ["ConnectionOwner", "DistProtocol"]
+
+logger = logging.getLogger(__name__)
+
+
+class ConnectionOwner(Protocol):
+    """What a :class:`DistProtocol` reports to (the node)."""
+
+    def on_name(self, proto: DistProtocol, event: NameReceived) -> str:
+        """Acceptor: return the status to answer (ok | ok_simultaneous | nok | alive | ...)."""
+
+    def on_up(self, proto: DistProtocol, event: Connected) -> None: ...
+
+    def on_handshake_failed(self, proto: DistProtocol, exc: BaseException) -> None: ...
+
+    def on_message(self, proto: DistProtocol, message: ControlMessage) -> None: ...
+
+    def on_down(self, proto: DistProtocol, reason: Any) -> None: ...
+
+
+class DistProtocol(asyncio.Protocol):
+    """One TCP (or TLS: ``packet_bytes=4``) distribution connection."""
+
+    def __init__(
+        self,
+        owner: ConnectionOwner,
+        handshake: Handshake,
+        *,
+        net_ticktime: float,
+        max_message_size: int | None = None,
+    ) -> None:
+        self.owner = owner
+        self.handshake: Handshake | None = handshake
+        self.conn: DistConnection | None = None
+        self.peer_node: str | None = handshake.peer_node
+        self.transport: asyncio.Transport | None = None
+        self.net_ticktime = net_ticktime
+        self.max_message_size = max_message_size
+        self.down_reason: Any = None
+        self._loop = asyncio.get_running_loop()
+        self._flush_scheduled = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._paused = False
+        self._drain_waiters: list[asyncio.Future[None]] = []
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"<DistProtocol {self.peer_node} {'up' if self.conn else 'handshake'}>"
+
+    # -- asyncio.Protocol -----------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.set_write_buffer_limits(high=4 * 1024 * 1024)
+        if self.handshake is not None:
+            out = self.handshake.data_to_send()
+            if out:
+                transport.write(out)
+
+    def data_received(self, data: bytes) -> None:
+        conn = self.conn
+        if conn is not None:
+            try:
+                events = conn.receive_data(data)
+            except ErlbridgeError as exc:
+                self.abort(exc)
+                return
+            on_message = self.owner.on_message
+            for event in events:
+                on_message(self, event)
+            self.flush()
+            return
+        self._handshake_data(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        for waiter in self._drain_waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self._drain_waiters.clear()
+        if self.conn is None:
+            hs = self.handshake
+            failure: BaseException
+            if self.down_reason is not None and isinstance(self.down_reason, BaseException):
+                failure = self.down_reason
+            elif hs is None:
+                failure = HandshakeError("connection closed during the handshake")
+            else:
+                try:
+                    hs.connection_lost()
+                    failure = HandshakeError(f"{hs.peer_node} closed the connection")
+                except ErlbridgeError as err:
+                    failure = err
+            self.owner.on_handshake_failed(self, failure)
+            return
+        reason = self.down_reason
+        if reason is None:
+            reason = "connection_closed"
+        self.owner.on_down(self, reason)
+
+    def pause_writing(self) -> None:
+        self._paused = True
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        for waiter in self._drain_waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self._drain_waiters.clear()
+
+    # -- handshake -----------------------------------------------------------------
+
+    def _handshake_data(self, data: bytes) -> None:
+        hs = self.handshake
+        if hs is None:
+            return
+        try:
+            events = hs.receive_data(data)
+            while events:
+                event = events.pop(0)
+                if isinstance(event, NameReceived):
+                    self.peer_node = event.node
+                    status = self.owner.on_name(self, event)
+                    if status in ("ok", "ok_simultaneous"):
+                        hs.accept(status)
+                        events.extend(hs.receive_data(b""))
+                    else:
+                        hs.reject(status)
+                        self._write(hs.data_to_send())
+                        self.down_reason = HandshakeError(
+                            f"refused {event.node}: {status}", status=status
+                        )
+                        assert self.transport is not None
+                        self.transport.close()
+                        return
+                elif isinstance(event, Connected):
+                    self._write(hs.data_to_send())
+                    self._up(event, hs.trailing_data)
+                    return
+            self._write(hs.data_to_send())
+        except ErlbridgeError as exc:
+            self._write(hs.data_to_send())
+            self.abort(exc)
+
+    def _up(self, event: Connected, trailing: bytes) -> None:
+        self.peer_node = event.node
+        self.conn = DistConnection(
+            flags=event.flags,
+            net_ticktime=self.net_ticktime,
+            max_message_size=self.max_message_size,
+            now=self._loop.time(),
+        )
+        self.handshake = None
+        self._timer = self._loop.call_at(self.conn.next_timer_at, self._on_timer)
+        self.owner.on_up(self, event)
+        if trailing:
+            self.data_received(trailing)
+
+    # -- sending --------------------------------------------------------------------
+
+    def _write(self, data: bytes) -> None:
+        if data and self.transport is not None and not self._closed:
+            self.transport.write(data)
+
+    def send(self, message: ControlMessage) -> None:
+        """Queue a control message; it is written at the end of this loop iteration."""
+        conn = self.conn
+        if conn is None or self._closed:
+            return
+        conn.send(message)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        self._flush_scheduled = False
+        conn = self.conn
+        if conn is not None and not self._closed:
+            data = conn.data_to_send()
+            if data:
+                assert self.transport is not None
+                self.transport.write(data)
+
+    async def drain(self) -> None:
+        """Wait while the transport's write buffer is above its high-water mark."""
+        if self._paused and not self._closed:
+            waiter: asyncio.Future[None] = self._loop.create_future()
+            self._drain_waiters.append(waiter)
+            await waiter
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    # -- ticks and closing ----------------------------------------------------------
+
+    def _on_timer(self) -> None:
+        conn = self.conn
+        if conn is None or self._closed:
+            return
+        timeout = conn.timer(self._loop.time())
+        if timeout is not None:
+            logger.warning("node %s not responding (no data for %.1f s)", self.peer_node,
+                           timeout.silent_seconds)
+            self.down_reason = "net_tick_timeout"
+            assert self.transport is not None
+            # abort, not close: a stopped peer never drains our buffer
+            self.transport.abort()
+            return
+        self.flush()
+        self._timer = self._loop.call_at(conn.next_timer_at, self._on_timer)
+
+    def close(self, reason: Any = "disconnect") -> None:
+        """Close the connection; the owner's ``on_down`` gets ``reason``."""
+        if self.down_reason is None:
+            self.down_reason = reason
+        if self.transport is not None:
+            self.flush()
+            self.transport.close()
+
+    def abort(self, exc: BaseException) -> None:
+        """Drop the connection at once because of ``exc``."""
+        logger.warning("closing connection to %s: %s", self.peer_node, exc)
+        if self.down_reason is None:
+            self.down_reason = exc if self.conn is None else "connection_closed"
+        if self.transport is not None:
+            self.transport.abort()
+
+
+OnMessage = Callable[[DistProtocol, ControlMessage], None]

@@ -1,0 +1,176 @@
+"""The node's group leader: answers every Erlang io request (OTP-NOTES §4.3).
+
+Remote processes whose group leader is this pid (rpc calls made without
+``capture_output``) send ``{io_request, From, ReplyAs, Request}``; each one is answered so
+a remote ``io:format`` never blocks. Output goes to the node's ``output`` callback (default:
+logged at INFO on this module's logger; the library never prints).
+
+``{put_chars, Enc, io_lib, format, [F, A]}`` carries an *unevaluated* format call. It is
+evaluated on the sender's node through rex (``io_lib:format(F, A)``) rather than by a Python
+re-implementation of ``io_lib`` (``~p`` alone is a pretty-printer with Erlang's line
+breaking), so the text is exactly what Erlang would print. The reply is sent only after the
+text is known, which keeps a process's output in order (io requests are synchronous).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from erlbridge.asyncio.process import Endpoint
+from erlbridge.exceptions import ErlbridgeError
+from erlbridge.term import Atom, ErlString, Pid
+
+if TYPE_CHECKING:
+    from erlbridge.asyncio.node import Node
+
+__all__ = ["IoServer", "chardata_to_str"]
+
+logger = logging.getLogger(__name__)
+
+IO_REQUEST = Atom("io_request")
+IO_REPLY = Atom("io_reply")
+OK = Atom("ok")
+EOF_ = Atom("eof")
+ERROR = Atom("error")
+PUT_CHARS = Atom("put_chars")
+REQUESTS = Atom("requests")
+GETOPTS = Atom("getopts")
+SETOPTS = Atom("setopts")
+GET_REQUESTS = frozenset(
+    Atom(a) for a in ("get_line", "get_chars", "get_until", "get_password")
+)
+OutputCallback = Callable[[Pid, str], None]
+
+
+def chardata_to_str(data: Any, encoding: str = "unicode") -> str:
+    """Flatten Erlang chardata (nested lists of code points, binaries, strings) to text.
+
+    Raises ValueError for anything that is not chardata.
+    """
+    parts: list[str] = []
+    stack = [data]
+    binary_codec = "utf-8" if encoding == "unicode" else "latin-1"
+    while stack:
+        item = stack.pop()
+        if isinstance(item, bytes):
+            parts.append(item.decode(binary_codec, "replace"))
+        elif isinstance(item, ErlString):
+            parts.append(item.text)
+        elif isinstance(item, int) and 0 <= item <= 0x10FFFF:
+            parts.append(chr(item))
+        elif isinstance(item, list):
+            stack.extend(reversed(item))
+        else:
+            raise ValueError(f"not chardata: {item!r}")
+    return "".join(parts)
+
+
+class IoServer(Endpoint):
+    """The group leader pid we hand to rex for plain rpc calls."""
+
+    __slots__ = ("output", "tasks")
+
+    def __init__(self, node: Node, pid: Pid, output: OutputCallback | None = None) -> None:
+        super().__init__(node, pid)
+        self.output = output
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def deliver(self, message: Any) -> None:
+        if not (type(message) is tuple and len(message) == 4 and message[0] == IO_REQUEST):
+            self.node._drop(self.pid, message, "not an io request")
+            return
+        _, sender, reply_as, request = message
+        if not isinstance(sender, Pid):
+            self.node._drop(self.pid, message, "io request without a sender pid")
+            return
+        if self._needs_remote(request):
+            task = asyncio.get_running_loop().create_task(self._serve_async(sender, reply_as, request))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+            return
+        self._reply(sender, reply_as, self._serve_now(sender, request))
+
+    def _reply(self, sender: Pid, reply_as: Any, reply: Any) -> None:
+        self.node._send_raw(self.pid, sender, (IO_REPLY, reply_as, reply))
+
+    def _emit(self, sender: Pid, text: str) -> None:
+        if not text:
+            return
+        if self.output is not None:
+            try:
+                self.output(sender, text)
+            except Exception:
+                logger.exception("output callback failed")
+        else:
+            logger.info("[%s] %s", sender.node, text.rstrip("\n"))
+
+    @staticmethod
+    def _needs_remote(request: Any) -> bool:
+        if type(request) is not tuple or not request:
+            return False
+        if request[0] == PUT_CHARS and len(request) in (4, 5):
+            return True
+        if request[0] == REQUESTS and len(request) == 2 and isinstance(request[1], list):
+            return any(IoServer._needs_remote(r) for r in request[1])
+        return False
+
+    def _serve_now(self, sender: Pid, request: Any) -> Any:
+        if request == GETOPTS:
+            return [(Atom("binary"), False), (Atom("encoding"), Atom("unicode"))]
+        if type(request) is not tuple or not request:
+            return (ERROR, Atom("request"))
+        head = request[0]
+        if head == PUT_CHARS and len(request) in (2, 3):
+            encoding = str(request[1]) if len(request) == 3 else "latin1"
+            try:
+                self._emit(sender, chardata_to_str(request[-1], encoding))
+            except ValueError:
+                return (ERROR, Atom("put_chars"))
+            return OK
+        if head in GET_REQUESTS:
+            return EOF_
+        if head == SETOPTS:
+            return OK
+        if head == Atom("get_geometry"):
+            return (ERROR, Atom("enotsup"))
+        if head == REQUESTS and len(request) == 2 and isinstance(request[1], list):
+            result: Any = OK
+            for sub in request[1]:
+                result = self._serve_now(sender, sub)
+                if type(result) is tuple and result and result[0] == ERROR:
+                    return result
+            return result
+        return (ERROR, Atom("request"))
+
+    async def _serve_async(self, sender: Pid, reply_as: Any, request: Any) -> None:
+        try:
+            reply = await self._serve_remote(sender, request)
+        except Exception as exc:  # the io request must be answered whatever happens
+            logger.debug("io request from %s failed: %s", sender, exc)
+            reply = (ERROR, Atom("put_chars"))
+        self._reply(sender, reply_as, reply)
+
+    async def _serve_remote(self, sender: Pid, request: Any) -> Any:
+        head = request[0]
+        if head == REQUESTS:
+            result: Any = OK
+            for sub in request[1]:
+                if self._needs_remote(sub):
+                    result = await self._serve_remote(sender, sub)
+                else:
+                    result = self._serve_now(sender, sub)
+                if type(result) is tuple and result and result[0] == ERROR:
+                    return result
+            return result
+        # {put_chars, [Enc,] M, F, A}: evaluate M:F(A) where the sender lives
+        encoding = str(request[1]) if len(request) == 5 else "latin1"
+        module, function, args = request[-3], request[-2], request[-1]
+        try:
+            chars = await self.node.rpc(sender.node, module, function, args, timeout=30.0)
+            self._emit(sender, chardata_to_str(chars, encoding))
+        except (ErlbridgeError, ValueError):
+            return (ERROR, function)
+        return OK

@@ -1,0 +1,133 @@
+"""rpc through the target's ``rex`` server (OTP-NOTES §4.1, §5).
+
+Request: ``REG_SEND rex {'$gen_call', {Pid, Ref}, {call, M, F, A, GL}}``; the reply
+``{Ref, Reply}`` comes via SEND_SENDER. All concurrent calls share one reply endpoint and are
+correlated by the plain reference tag (no per-call task or process).
+
+Captured output (``capture_output=True``) uses ``GL = {send_stdout_to_caller, CallPid}``:
+rex then runs the call under its own C-node group leader, which evaluates the
+``io_lib:format`` requests on the Erlang side and sends the already formatted text as
+``{rex_stdout, Bin}`` to ``CallPid`` before the ordinary ``{Ref, Reply}``. So each captured
+call gets its own lightweight pid (an :class:`CaptureEndpoint`, not a Process) to keep
+concurrent captures apart. Formatting stays exactly Erlang's, with no Python formatter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from erlbridge.asyncio.process import Endpoint
+from erlbridge.exceptions import BadRpc, ErlbridgeError, RemoteException
+from erlbridge.term import Atom, Pid, Reference
+
+if TYPE_CHECKING:
+    from erlbridge.asyncio.node import Node
+
+__all__ = ["CaptureEndpoint", "RpcEndpoint", "RpcOutcome", "RpcResult", "interpret_reply"]
+
+BADRPC = Atom("badrpc")
+EXIT = Atom("EXIT")
+REX_STDOUT = Atom("rex_stdout")
+
+
+@dataclass(frozen=True, slots=True)
+class RpcResult:
+    """The value of a call made with ``capture_output=True`` and what it printed."""
+
+    value: Any
+    output: str
+
+
+@dataclass(frozen=True, slots=True)
+class RpcOutcome:
+    """One node's result in :meth:`Node.multicall`: ``value`` or ``error`` is set."""
+
+    node: Atom
+    value: Any = None
+    error: ErlbridgeError | None = None
+    duration: float = 0.0
+    output: str | None = field(default=None, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def unwrap(self) -> Any:
+        """The value, or raise the error."""
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
+def _is_stack(value: Any) -> bool:
+    # erpc:trim_stack keeps {M, F, A|Arity, Location} frames
+    return isinstance(value, list) and all(
+        isinstance(f, tuple) and len(f) == 4 and isinstance(f[0], str) for f in value
+    )
+
+
+def interpret_reply(reply: Any, node: str) -> Any:
+    """Return the value of a rex reply or raise for ``{badrpc, ...}``.
+
+    ``{badrpc, {'EXIT', {Reason, Stack}}}`` (an ``error:Reason`` with its stacktrace) raises
+    RemoteException("error", ...); ``{badrpc, {'EXIT', Reason}}`` raises
+    RemoteException("exit", ...); any other ``{badrpc, R}`` raises BadRpc(R). A thrown value
+    is returned as is (rex itself cannot tell it from a return value).
+    """
+    if type(reply) is tuple and len(reply) == 2 and reply[0] == BADRPC:
+        reason = reply[1]
+        if type(reason) is tuple and len(reason) == 2 and reason[0] == EXIT:
+            inner = reason[1]
+            if type(inner) is tuple and len(inner) == 2 and _is_stack(inner[1]):
+                raise RemoteException("error", inner[0], inner[1], node=node)
+            raise RemoteException("exit", inner, [], node=node)
+        raise BadRpc(reason, node=node)
+    return reply
+
+
+class RpcEndpoint(Endpoint):
+    """The shared reply pid for every plain rpc/gen_server call: ``{Ref, Reply}`` → future."""
+
+    __slots__ = ("calls",)
+
+    def __init__(self, node: Node, pid: Pid) -> None:
+        super().__init__(node, pid)
+        self.calls: dict[Reference, asyncio.Future[Any]] = {}
+
+    def deliver(self, message: Any) -> None:
+        if type(message) is tuple and len(message) == 2:
+            fut = self.calls.pop(message[0], None)
+            if fut is not None:
+                if not fut.done():
+                    fut.set_result(message[1])
+                return
+        self.node._drop(self.pid, message, "late or unknown reply")
+
+
+class CaptureEndpoint(Endpoint):
+    """A one-call reply pid collecting ``{rex_stdout, Bin}`` chunks before the reply."""
+
+    __slots__ = ("chunks", "future", "ref")
+
+    def __init__(self, node: Node, pid: Pid, ref: Reference, future: asyncio.Future[Any]) -> None:
+        super().__init__(node, pid)
+        self.ref = ref
+        self.future = future
+        self.chunks: list[bytes] = []
+
+    def deliver(self, message: Any) -> None:
+        if type(message) is tuple and len(message) == 2:
+            if message[0] == REX_STDOUT and isinstance(message[1], bytes):
+                self.chunks.append(message[1])
+                return
+            if message[0] == self.ref:
+                if not self.future.done():
+                    self.future.set_result(message[1])
+                return
+        self.node._drop(self.pid, message, "unexpected message to a capture pid")
+
+    @property
+    def output(self) -> str:
+        return b"".join(self.chunks).decode("utf-8", "replace")
