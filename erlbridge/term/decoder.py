@@ -1,0 +1,599 @@
+"""External Term Format decoder (``binary_to_term``).
+
+Built for speed: one function per tag in a 256-entry dispatch table, each taking
+``(data, pos, depth)`` (``pos`` just after the tag) and returning ``(term, new_pos)``;
+fixed-size fields through ``struct.unpack_from``; fast paths for runs of small
+integers and atoms inside lists and tuples; atoms interned in a bounded cache.
+
+Untrusted input is bounded: nesting deeper than ``max_depth`` is a ``DecodeError``
+(recursion never exceeds that depth), every length is checked against the buffer
+before it is used, and a compressed term's declared size is capped. Reading past the
+end of the buffer raises ``IndexError``/``struct.error`` inside the tag functions;
+the entry points turn those into ``DecodeError`` at offset ``len(data)`` (the only
+place such a read can fail).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import struct
+import zlib
+from collections.abc import Callable
+from typing import Any
+
+from erlbridge.exceptions import DecodeError
+from erlbridge.term.model import (
+    Atom,
+    BitString,
+    ErlString,
+    ExportFun,
+    Fun,
+    ImproperList,
+    LocalTerm,
+    NativeRecord,
+    Pid,
+    Port,
+    Reference,
+    freeze,
+)
+from erlbridge.term.tags import VERSION, Tag
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["DEFAULT_MAX_COMPRESSED_SIZE", "DEFAULT_MAX_DEPTH", "decode", "decode_prefix"]
+
+#: Default cap (bytes) on the uncompressed size a compressed term may declare.
+DEFAULT_MAX_COMPRESSED_SIZE = 64 * 1024 * 1024
+#: Default nesting limit. Kept well below Python's recursion limit (1000) so that
+#: decoding deep terms is a DecodeError even when the caller is already deep.
+DEFAULT_MAX_DEPTH = 400
+
+_Buffer = bytes | memoryview
+_Decoder = Callable[[Any, int, int], tuple[Any, int]]
+
+_u16 = struct.Struct(">H").unpack_from
+_u32 = struct.Struct(">I").unpack_from
+_i32 = struct.Struct(">i").unpack_from
+_f64 = struct.Struct(">d").unpack_from
+_u32u32u32 = struct.Struct(">III").unpack_from
+_u32u8 = struct.Struct(">IB").unpack_from
+_u64u32 = struct.Struct(">QI").unpack_from
+_from_bytes = int.from_bytes
+
+# Atom cache: raw UTF-8 bytes -> decoded value. Bounded so hostile input cannot grow
+# it without limit (Erlang's own atom table is bounded too).
+_ATOM_CACHE: dict[Any, Any] = {b"true": True, b"false": False}
+_ATOM_CACHE_MAX = 65536
+
+
+class _Depth(Exception):
+    """Internal: nesting limit reached (carries the offset)."""
+
+
+def _new_string(text: str) -> ErlString:
+    # Skips ErlString.__init__'s type checks: the decoder always has a str.
+    s = object.__new__(ErlString)
+    object.__setattr__(s, "_text", text)
+    return s
+
+
+def _fail(message: str, offset: int) -> DecodeError:
+    return DecodeError(message, offset)
+
+
+# -- atoms ------------------------------------------------------------------------
+
+
+def _atom_utf8(data: Any, start: int, end: int) -> Any:
+    if end > len(data):
+        raise _fail("atom runs past the end of the data", start)
+    raw = data[start:end]
+    if type(raw) is not bytes:  # memoryview input: cache keys must be bytes
+        raw = bytes(raw)
+    try:
+        return _ATOM_CACHE[raw]
+    except KeyError:
+        pass
+    try:
+        text = str(raw, "utf-8")
+    except UnicodeDecodeError:
+        raise _fail("atom is not valid UTF-8", start) from None
+    if len(text) > 255:
+        raise _fail("atom longer than 255 characters", start)
+    atom = Atom(text)
+    if len(_ATOM_CACHE) < _ATOM_CACHE_MAX:
+        _ATOM_CACHE[raw] = atom
+    return atom
+
+
+def _atom_latin1(data: Any, start: int, end: int) -> Any:
+    if end > len(data):
+        raise _fail("atom runs past the end of the data", start)
+    text = str(data[start:end], "latin-1")
+    if text == "true":
+        return True
+    if text == "false":
+        return False
+    return Atom(text)
+
+
+def _d_small_atom_utf8(data: Any, pos: int, depth: int) -> tuple[Any, int]:
+    end = pos + 1 + data[pos]
+    return _atom_utf8(data, pos + 1, end), end
+
+
+def _d_atom_utf8(data: Any, pos: int, depth: int) -> tuple[Any, int]:
+    end = pos + 2 + _u16(data, pos)[0]
+    return _atom_utf8(data, pos + 2, end), end
+
+
+def _d_small_atom(data: Any, pos: int, depth: int) -> tuple[Any, int]:
+    end = pos + 1 + data[pos]
+    return _atom_latin1(data, pos + 1, end), end
+
+
+def _d_atom(data: Any, pos: int, depth: int) -> tuple[Any, int]:
+    end = pos + 2 + _u16(data, pos)[0]
+    return _atom_latin1(data, pos + 2, end), end
+
+
+def _read_atom(data: Any, pos: int, what: str) -> tuple[Atom, int]:
+    """An atom field inside a pid/port/ref/fun/export/record (never true/false there
+    as a bool: node names and module names stay atoms)."""
+    tag = data[pos]
+    if tag == 119:
+        value, end = _d_small_atom_utf8(data, pos + 1, 0)
+    elif tag == 118:
+        value, end = _d_atom_utf8(data, pos + 1, 0)
+    elif tag == 115:
+        value, end = _d_small_atom(data, pos + 1, 0)
+    elif tag == 100:
+        value, end = _d_atom(data, pos + 1, 0)
+    else:
+        raise _fail(f"{what} must be an atom, got tag {tag}", pos)
+    if value is True or value is False:
+        value = Atom("true" if value else "false")
+    return value, end
+
+
+# -- numbers ------------------------------------------------------------------------
+
+
+def _d_small_int(data: Any, pos: int, depth: int) -> tuple[Any, int]:
+    return data[pos], pos + 1
+
+
+def _d_int(data: Any, pos: int, depth: int) -> tuple[Any, int]:
+    return _i32(data, pos)[0], pos + 4
+
+
+def _big(data: Any, pos: int, n: int) -> tuple[int, int]:
+    start = pos + 1
+    end = start + n
+    if end > len(data):
+        raise _fail("integer runs past the end of the data", pos)
+    sign = data[pos]
+    if sign > 1:
+        raise _fail("bad sign byte in big integer", pos)
+    value = _from_bytes(data[start:end], "little")
+    return (-value if sign else value), end
+
+
+def _d_small_big(data: Any, pos: int, depth: int) -> tuple[Any, int]:
+    return _big(data, pos + 1, data[pos])
+
+
+def _d_large_big(data: Any, pos: int, depth: int) -> tuple[Any, int]:
+    return _big(data, pos + 4, _u32(data, pos)[0])
+
+
+def _d_new_float(data: Any, pos: int, depth: int) -> tuple[Any, int]:
+    return _f64(data, pos)[0], pos + 8
+
+
+def _d_float(data: Any, pos: int, depth: int) -> tuple[Any, int]:
+    end = pos + 31
+    if end > len(data):
+        raise _fail("FLOAT_EXT runs past the end of the data", pos)
+    text = str(data[pos:end], "latin-1").split("\x00", 1)[0]
+    try:
+        value = float(text)
+    except ValueError:
+        raise _fail("FLOAT_EXT is not a number", pos) from None
+    if not math.isfinite(value):
+        raise _fail("FLOAT_EXT is not a finite number", pos)
+    return value, end
+
+
+# -- containers ---------------------------------------------------------------------
+
+
+def _elements(data: Any, pos: int, n: int, depth: int) -> tuple[list[Any], int]:
+    """Decode ``n`` consecutive terms. ``depth`` is the depth of the elements."""
+    if depth > _max_depth[0]:
+        raise _Depth(pos)
+    if n > len(data) - pos:  # every term takes at least one byte
+        raise _fail("element count exceeds the data", pos)
+    out: list[Any] = []
+    append = out.append
+    table = _TABLE
+    cache = _ATOM_CACHE
+    for _ in range(n):
+        tag = data[pos]
+        if tag == 97:  # runs of small integers: no call, no tuple
+            append(data[pos + 1])
+            pos += 2
+        elif tag == 119:  # cached atoms inline
+            end = pos + 2 + data[pos + 1]
+            try:
+                value = cache.get(data[pos + 2 : end])
+            except TypeError:  # a memoryview slice of a bytearray is unhashable
+                value = None
+            if value is None:
+                value = _atom_utf8(data, pos + 2, end)
+            append(value)
+            pos = end
+        else:
+            fn = table[tag]
+            if fn is None:
+                raise _fail(f"unknown tag {tag}", pos)
+            value, pos = fn(data, pos + 1, depth)
+            append(value)
+    return out, pos
+
+
+def _d_small_tuple(data: Any, pos: int, depth: int) -> tuple[Any, int]:
+    items, pos = _elements(data, pos + 1, data[pos], depth + 1)
+    return tuple(items), pos
+
+
+def _d_large_tuple(data: Any, pos: int, depth: int) -> tuple[Any, int]:
+    items, pos = _elements(data, pos + 4, _u32(data, pos)[0], depth + 1)
+    return tuple(items), pos
+
+
+def _d_nil(data: Any, pos: int, depth: int) -> tuple[Any, int]:
+    return [], pos
+
+
+def _d_string(data: Any, pos: int, depth: int) -> tuple[Any, int]:
+    start = pos + 2
+    end = start + _u16(data, pos)[0]
+    if end > len(data):
+        raise _fail("STRING_EXT runs past the end of the data", pos)
+    return _new_string(str(data[start:end], "latin-1")), end
+
+
+def _d_list(data: Any, pos: int, depth: int) -> tuple[Any, int]:
+    items, pos = _elements(data, pos + 4, _u32(data, pos)[0], depth + 1)
+    if data[pos] == 106:
+        return items, pos + 1
+    fn = _TABLE[data[pos]]
+    if fn is None:
+        raise _fail(f"unknown tag {data[pos]}", pos)
+    tail, end = fn(data, pos + 1, depth + 1)
+    if isinstance(tail, list | ErlString):
+        # A non-canonical encoding ([1 | [2]] as LIST_EXT + LIST_EXT): normalise.
+        return items + list(tail), end
+    if not items:
+        raise _fail("LIST_EXT with no elements and a non-list tail", pos)
+    return ImproperList(tuple(items), tail), end
+
+
+def _d_map(data: Any, pos: int, depth: int) -> tuple[Any, int]:
+    n = _u32(data, pos)[0]
+    items, end = _elements(data, pos + 4, 2 * n, depth + 1)
+    it = iter(items)
+    try:
+        result = dict(zip(it, it, strict=True))
+    except TypeError:  # an unhashable key (list or map): use frozen forms
+        it = iter(items)
+        result = {freeze(k): v for k, v in zip(it, it, strict=True)}
+    if len(result) != n:
+        raise _fail(
+            "map keys collide in Python (e.g. 1 and 1.0, or 1 and true); "
+            "erlbridge cannot represent this map",
+            pos,
+        )
+    return result, end
+
+
+def _d_binary(data: Any, pos: int, depth: int) -> tuple[Any, int]:
+    start = pos + 4
+    end = start + _u32(data, pos)[0]
+    if end > len(data):
+        raise _fail("binary runs past the end of the data", pos)
+    # bytes(bytes_slice) is the slice itself: exactly one copy for bytes input.
+    return bytes(data[start:end]), end
+
+
+def _d_bit_binary(data: Any, pos: int, depth: int) -> tuple[Any, int]:
+    size, bits = _u32u8(data, pos)
+    start = pos + 5
+    end = start + size
+    if end > len(data):
+        raise _fail("bitstring runs past the end of the data", pos)
+    if size == 0 or not 1 <= bits <= 8:
+        raise _fail("bad bit count in BIT_BINARY_EXT", pos + 4)
+    return BitString(bytes(data[start:end]), bits), end
+
+
+# -- identifiers ----------------------------------------------------------------------
+
+
+def _d_new_pid(data: Any, pos: int, depth: int) -> tuple[Any, int]:
+    node, pos = _read_atom(data, pos, "pid node")
+    ident, serial, creation = _u32u32u32(data, pos)
+    return Pid(node, ident, serial, creation), pos + 12
+
+
+def _d_pid(data: Any, pos: int, depth: int) -> tuple[Any, int]:
+    node, pos = _read_atom(data, pos, "pid node")
+    ident, serial = struct.unpack_from(">II", data, pos)
+    return Pid(node, ident, serial, data[pos + 8]), pos + 9
+
+
+def _d_new_port(data: Any, pos: int, depth: int) -> tuple[Any, int]:
+    node, pos = _read_atom(data, pos, "port node")
+    ident, creation = struct.unpack_from(">II", data, pos)
+    return Port(node, ident, creation), pos + 8
+
+
+def _d_v4_port(data: Any, pos: int, depth: int) -> tuple[Any, int]:
+    node, pos = _read_atom(data, pos, "port node")
+    ident, creation = _u64u32(data, pos)
+    return Port(node, ident, creation, v4=True), pos + 12
+
+
+def _d_port(data: Any, pos: int, depth: int) -> tuple[Any, int]:
+    node, pos = _read_atom(data, pos, "port node")
+    return Port(node, _u32(data, pos)[0], data[pos + 4]), pos + 5
+
+
+def _ref_words(data: Any, pos: int) -> int:
+    n: int = _u16(data, pos)[0]
+    if not 1 <= n <= 5:
+        raise _fail(f"reference with {n} words (1..5 allowed)", pos)
+    return n
+
+
+def _d_newer_ref(data: Any, pos: int, depth: int) -> tuple[Any, int]:
+    n = _ref_words(data, pos)
+    node, pos = _read_atom(data, pos + 2, "reference node")
+    creation = _u32(data, pos)[0]
+    ids = struct.unpack_from(f">{n}I", data, pos + 4)
+    return Reference(node, creation, ids), pos + 4 + 4 * n
+
+
+def _d_new_ref(data: Any, pos: int, depth: int) -> tuple[Any, int]:
+    n = _ref_words(data, pos)
+    node, pos = _read_atom(data, pos + 2, "reference node")
+    creation = data[pos]
+    ids = struct.unpack_from(f">{n}I", data, pos + 1)
+    return Reference(node, creation, ids), pos + 1 + 4 * n
+
+
+def _d_ref(data: Any, pos: int, depth: int) -> tuple[Any, int]:
+    node, pos = _read_atom(data, pos, "reference node")
+    ident = _u32(data, pos)[0]
+    return Reference(node, data[pos + 4], (ident,)), pos + 5
+
+
+# -- funs and records ----------------------------------------------------------------
+
+
+def _d_export(data: Any, pos: int, depth: int) -> tuple[Any, int]:
+    module, pos = _read_atom(data, pos, "export module")
+    function, pos = _read_atom(data, pos, "export function")
+    if data[pos] != 97:
+        raise _fail("export arity must be a small integer", pos)
+    return ExportFun(module, function, data[pos + 1]), pos + 2
+
+
+def _d_new_fun(data: Any, pos: int, depth: int) -> tuple[Any, int]:
+    if depth > _max_depth[0]:
+        raise _Depth(pos)
+    size = _u32(data, pos)[0]
+    end = pos + size
+    if size < 29 or end > len(data):
+        raise _fail("NEW_FUN_EXT size is out of range", pos)
+    arity = data[pos + 4]
+    uniq = bytes(data[pos + 5 : pos + 21])
+    index, num_free = struct.unpack_from(">II", data, pos + 21)
+    module, p = _read_atom(data, pos + 29, "fun module")
+    _old_index, p = _decode_at(data, p, depth + 1)
+    _old_uniq, p = _decode_at(data, p, depth + 1)
+    pid, p = _decode_at(data, p, depth + 1)
+    free, p = _elements(data, p, num_free, depth + 1)
+    if p != end:
+        raise _fail("NEW_FUN_EXT size does not match its contents", pos)
+    raw = bytes(data[pos - 1 : end])
+    return Fun(raw, module, arity, index, uniq, pid, tuple(free)), end
+
+
+def _d_record(data: Any, pos: int, depth: int) -> tuple[Any, int]:
+    n = _u32(data, pos)[0]
+    flags = data[pos + 4]
+    if flags > 1:
+        raise _fail(f"unknown RECORD_EXT flags {flags}", pos + 4)
+    module, p = _read_atom(data, pos + 5, "record module")
+    name, p = _read_atom(data, p, "record name")
+    if n > len(data) - p:
+        raise _fail("record field count exceeds the data", pos)
+    names = []
+    for _ in range(n):
+        field_name, p = _read_atom(data, p, "record field name")
+        names.append(field_name)
+    values, p = _elements(data, p, n, depth + 1)
+    return NativeRecord(module, name, tuple(zip(names, values, strict=True)), bool(flags)), p
+
+
+def _decode_at(data: Any, pos: int, depth: int) -> tuple[Any, int]:
+    tag = data[pos]
+    fn = _TABLE[tag]
+    if fn is None:
+        raise _fail(f"unknown tag {tag}", pos)
+    result: tuple[Any, int] = fn(data, pos + 1, depth)
+    return result
+
+
+_TABLE: list[_Decoder | None] = [None] * 256
+for _tag, _fn in {
+    Tag.SMALL_INTEGER_EXT: _d_small_int,
+    Tag.INTEGER_EXT: _d_int,
+    Tag.SMALL_BIG_EXT: _d_small_big,
+    Tag.LARGE_BIG_EXT: _d_large_big,
+    Tag.NEW_FLOAT_EXT: _d_new_float,
+    Tag.FLOAT_EXT: _d_float,
+    Tag.SMALL_ATOM_UTF8_EXT: _d_small_atom_utf8,
+    Tag.ATOM_UTF8_EXT: _d_atom_utf8,
+    Tag.SMALL_ATOM_EXT: _d_small_atom,
+    Tag.ATOM_EXT: _d_atom,
+    Tag.SMALL_TUPLE_EXT: _d_small_tuple,
+    Tag.LARGE_TUPLE_EXT: _d_large_tuple,
+    Tag.NIL_EXT: _d_nil,
+    Tag.STRING_EXT: _d_string,
+    Tag.LIST_EXT: _d_list,
+    Tag.MAP_EXT: _d_map,
+    Tag.BINARY_EXT: _d_binary,
+    Tag.BIT_BINARY_EXT: _d_bit_binary,
+    Tag.NEW_PID_EXT: _d_new_pid,
+    Tag.PID_EXT: _d_pid,
+    Tag.NEW_PORT_EXT: _d_new_port,
+    Tag.V4_PORT_EXT: _d_v4_port,
+    Tag.PORT_EXT: _d_port,
+    Tag.NEWER_REFERENCE_EXT: _d_newer_ref,
+    Tag.NEW_REFERENCE_EXT: _d_new_ref,
+    Tag.REFERENCE_EXT: _d_ref,
+    Tag.EXPORT_EXT: _d_export,
+    Tag.NEW_FUN_EXT: _d_new_fun,
+    Tag.RECORD_EXT: _d_record,
+}.items():
+    _TABLE[_tag] = _fn
+
+# The current call's depth limit. A one-element list (not a parameter) keeps the hot
+# path's signature small; decoding is synchronous, so a module global is safe
+# (no I/O, no awaits happen in between).
+_max_depth = [DEFAULT_MAX_DEPTH]
+
+
+# -- entry points ----------------------------------------------------------------------
+
+
+def _as_buffer(data: Any) -> Any:
+    if type(data) is bytes:
+        return data
+    if isinstance(data, bytes):
+        return bytes(data)
+    if isinstance(data, bytearray):
+        return memoryview(data).toreadonly()
+    if isinstance(data, memoryview):
+        if data.c_contiguous and data.format == "B" and data.ndim == 1:
+            return data.toreadonly()
+        return memoryview(data.tobytes())
+    raise TypeError(f"decode needs bytes, bytearray or memoryview, not {type(data).__name__}")
+
+
+def _decompress(data: Any, pos: int, max_compressed_size: int) -> tuple[bytes, int]:
+    """``pos`` is just after tag 80. Returns the inner term (tag first) and the end."""
+    size = _u32(data, pos)[0]
+    if size > max_compressed_size:
+        raise _fail(
+            f"compressed term declares {size} bytes, more than max_compressed_size="
+            f"{max_compressed_size}",
+            pos,
+        )
+    inflater = zlib.decompressobj()
+    try:
+        inner = inflater.decompress(data[pos + 4 :], size)
+    except zlib.error as exc:
+        raise _fail(f"bad zlib data in compressed term: {exc}", pos + 4) from None
+    if len(inner) != size or not inflater.eof:
+        raise _fail("compressed term does not inflate to its declared size", pos + 4)
+    end = len(data) - len(inflater.unused_data)
+    return inner, end
+
+
+def _run(data: Any, pos: int, max_depth: int, max_compressed_size: int) -> tuple[Any, int]:
+    """Decode one term whose version byte is at ``pos``."""
+    if data[pos] != VERSION:
+        raise _fail(f"expected version byte 131, got {data[pos]}", pos)
+    tag = data[pos + 1]
+    previous = _max_depth[0]
+    _max_depth[0] = max_depth
+    try:
+        if tag == Tag.COMPRESSED:
+            inner, end = _decompress(data, pos + 2, max_compressed_size)
+            try:
+                term, used = _decode_at(inner, 0, 0)
+            except DecodeError as exc:
+                raise _fail(f"in compressed term: {exc}", pos + 6) from None
+            if used != len(inner):
+                raise _fail("compressed term has trailing bytes", pos + 6 + used)
+            return term, end
+        if tag == Tag.LOCAL_EXT:
+            # The local format is private to the emulator that made it and carries no
+            # length, so the term extends to the end of the data.
+            return LocalTerm(bytes(data[pos + 2 :])), len(data)
+        return _decode_at(data, pos + 1, 0)
+    except _Depth as exc:
+        raise _fail(f"term nested deeper than max_depth={max_depth}", exc.args[0]) from None
+    finally:
+        _max_depth[0] = previous
+
+
+def _guarded(data: Any, offset: int, max_depth: int, max_compressed_size: int) -> tuple[Any, int]:
+    try:
+        term, end = _run(data, offset, max_depth, max_compressed_size)
+    except (IndexError, struct.error):
+        raise _fail("unexpected end of data", len(data)) from None
+    except RecursionError:  # only if the caller is already near the recursion limit
+        raise _fail("term nested too deeply for the Python stack", offset) from None
+    if end > len(data):  # a length ran past the end without an IndexError on the way
+        raise _fail("unexpected end of data", len(data))
+    return term, end
+
+
+def decode(
+    data: bytes | bytearray | memoryview,
+    *,
+    max_depth: int = DEFAULT_MAX_DEPTH,
+    max_compressed_size: int = DEFAULT_MAX_COMPRESSED_SIZE,
+) -> Any:
+    """Decode one external term (``binary_to_term``): ``data`` starts with 131 and holds
+    exactly one term.
+
+    Binaries come back as ``bytes`` copied once from ``data`` (pass ``bytes`` rather
+    than a ``bytearray`` for the cheapest path). See :mod:`erlbridge.term` for the type
+    mapping.
+
+    Raises:
+        DecodeError: malformed, truncated or trailing data, nesting deeper than
+            ``max_depth``, or a compressed term declaring more than
+            ``max_compressed_size`` bytes; ``.offset`` says where.
+    """
+    buf = _as_buffer(data)
+    term, end = _guarded(buf, 0, max_depth, max_compressed_size)
+    if end != len(buf):
+        raise _fail(f"{len(buf) - end} trailing bytes after the term", end)
+    return term
+
+
+def decode_prefix(
+    data: bytes | bytearray | memoryview,
+    offset: int = 0,
+    *,
+    max_depth: int = DEFAULT_MAX_DEPTH,
+    max_compressed_size: int = DEFAULT_MAX_COMPRESSED_SIZE,
+) -> tuple[Any, int]:
+    """Decode the one 131-prefixed term starting at ``offset``; return ``(term, end)``
+    where ``end`` is the offset just after it. Bytes after the term are ignored.
+
+    Raises:
+        DecodeError: as :func:`decode` (offsets are absolute positions in ``data``).
+    """
+    buf = _as_buffer(data)
+    if not 0 <= offset <= len(buf):
+        raise _fail("offset outside the data", offset)
+    return _guarded(buf, offset, max_depth, max_compressed_size)
