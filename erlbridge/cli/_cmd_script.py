@@ -9,7 +9,7 @@ import click
 
 from erlbridge.cli._common import EXIT_FAILED, json_option
 from erlbridge.cli._output import Output
-from erlbridge.cli._scriptfile import Loaded, load_file
+from erlbridge.cli._scriptfile import Loaded, appup_entries, labelled_scripts, load_file
 from erlbridge.display import Table
 
 __all__ = ["script"]
@@ -26,21 +26,15 @@ def script() -> None:
     """
 
 
-def _scripts(loaded: Loaded) -> list[tuple[str, Any]]:
-    """Every script in the file, labelled (a relup/appup has one per from/to version)."""
-    if loaded.kind == "script":
-        return [("script", loaded.obj)]
-    return [(label, s) for label, s in loaded.obj.scripts()]
-
-
 def _findings(loaded: Loaded) -> list[dict[str, Any]]:
+    """Diagnostics of every script in the file, as JSON-ready rows."""
     rows = []
-    for label, s in _scripts(loaded):
-        for finding in s.validate():
+    for label, s in labelled_scripts(loaded):
+        for finding in s.diagnostics():
             rows.append(
                 {
                     "script": label,
-                    "severity": str(finding.severity),
+                    "severity": finding.severity.value,
                     "index": finding.index,
                     "rule": finding.rule,
                     "message": finding.message,
@@ -140,32 +134,45 @@ def show(*, file: Path, as_erlang: bool, json_mode: bool) -> None:
       erlbridge script show patch.py --erlang
       erlbridge script show app.appup --json
     """
-    from erlbridge.term import format_term  # noqa: PLC0415
-
     output = Output(json_mode=json_mode)
     loaded = load_file(file)
-    scripts = _scripts(loaded)
+    sections = [(label, tuple(s)) for label, s in labelled_scripts(loaded)]
+    sections += appup_entries(loaded)
     if json_mode:
         output.json(
             {
                 "file": str(file),
                 "kind": loaded.kind,
+                "erlang": _text(loaded.obj),
                 "scripts": [
                     {
                         "label": label,
-                        "erlang": format_term(s.to_term()),
-                        "instructions": [format_term(i.to_term()) for i in s],
+                        "instructions": [
+                            {"type": type(i).__name__, "erlang": _term_text(i)} for i in items
+                        ],
                     }
-                    for label, s in scripts
+                    for label, items in sections
                 ],
             }
         )
         return
     if as_erlang:
-        output.line(format_term(loaded.obj.to_term()) + ".")
+        output.line(_text(loaded.obj).rstrip("\n"))
         return
-    for label, s in scripts:
-        rows = tuple(
-            (index, type(i).__name__, format_term(i.to_term())) for index, i in enumerate(s)
-        )
-        output.table(Table(("#", "instruction", "Erlang"), rows, f"{file} — {label}"))
+    for label, items in sections:
+        rows = tuple((index, type(i).__name__, _term_text(i)) for index, i in enumerate(items))
+        output.table(Table(("#", "instruction", "Erlang"), rows, f"{file}: {label}"))
+
+
+def _text(obj: Any) -> str:
+    return str(obj.to_text())
+
+
+def _term_text(instruction: Any) -> str:
+    """One instruction as Erlang text (an application instruction shows its expansion)."""
+    from erlbridge.term import format_term  # noqa: PLC0415
+
+    term = instruction.to_term()
+    if isinstance(term, list) and not isinstance(term, str):
+        return ", ".join(format_term(t, width=10_000) for t in term)
+    return format_term(term, width=10_000)

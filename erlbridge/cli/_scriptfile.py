@@ -20,7 +20,13 @@ from typing import Any
 
 import click
 
-__all__ = ["Loaded", "load_file", "load_script_for_run"]
+__all__ = [
+    "Loaded",
+    "appup_entries",
+    "labelled_scripts",
+    "load_file",
+    "load_script_for_run",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +60,8 @@ def load_file(path: Path) -> Loaded:
         term = terms[0]
         if isinstance(term, list):
             return Loaded(path, "script", upgrade.Script.from_term(term))
+        if path.name == "relup" or path.name.startswith("relup"):
+            return Loaded(path, "relup", upgrade.Relup.from_term(term))
         kind = _tuple_kind(term, path)
         if kind == "relup":
             return Loaded(path, "relup", upgrade.Relup.from_term(term))
@@ -104,14 +112,53 @@ def _load_python(path: Path) -> Loaded:
     )
 
 
+def labelled_scripts(loaded: Loaded) -> list[tuple[str, Any]]:
+    """Every Script in the file with a label (``script``, ``up from 1.0.0``, ...).
+
+    An appup holds high-level instructions that ``systools_rc`` translates on a node, so
+    it has no Script here: its entries are listed by :func:`appup_entries`.
+    """
+    if loaded.kind == "script":
+        return [("script", loaded.obj)]
+    if loaded.kind == "relup":
+        relup = loaded.obj
+        return [(f"up from {_version(e.version)}", e.script) for e in relup.up] + [
+            (f"down to {_version(e.version)}", e.script) for e in relup.down
+        ]
+    return []
+
+
+def appup_entries(loaded: Loaded) -> list[tuple[str, tuple[Any, ...]]]:
+    """An appup's entries as ``(label, instructions)``; empty for other kinds."""
+    if loaded.kind != "appup":
+        return []
+    appup = loaded.obj
+    return [(f"up from {_version(e.version)}", e.instructions) for e in appup.up] + [
+        (f"down to {_version(e.version)}", e.instructions) for e in appup.down
+    ]
+
+
+def _version(spec: Any) -> str:
+    if isinstance(spec, bytes):
+        return "~r/" + spec.decode("utf-8", "replace") + "/"
+    return str(getattr(spec, "text", spec))
+
+
 def load_script_for_run(path: Path, from_vsn: str | None) -> Any:
-    """The one Script to run: the file's script, or a relup/appup's up-script from VSN."""
+    """The one Script to run: the file's script, or a relup's up-script from VSN."""
     loaded = load_file(path)
     if loaded.kind == "script":
         return loaded.obj
+    if loaded.kind == "appup":
+        raise click.UsageError(
+            f"{path} is an appup: its high-level instructions are translated by systools on "
+            "the node; build a relup (or a Script) to run it"
+        )
     if not from_vsn:
-        raise click.UsageError(f"{path} is a {loaded.kind}: pass --from VSN to pick its up-script")
+        raise click.UsageError(f"{path} is a relup: pass --from VSN to pick its up-script")
     try:
-        return loaded.obj.up_script(from_vsn)
+        return loaded.obj.up_from(from_vsn)
     except (KeyError, LookupError) as exc:
         raise click.UsageError(f"{path} has no up-script from {from_vsn}") from exc
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--from") from exc
