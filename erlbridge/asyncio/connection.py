@@ -224,8 +224,11 @@ class DistProtocol(asyncio.Protocol):
             return
         timeout = conn.timer(self._loop.time())
         if timeout is not None:
-            logger.warning("node %s not responding (no data for %.1f s)", self.peer_node,
-                           timeout.silent_seconds)
+            logger.warning(
+                "node %s not responding (no data for %.1f s)",
+                self.peer_node,
+                timeout.silent_seconds,
+            )
             self.down_reason = "net_tick_timeout"
             assert self.transport is not None
             # abort, not close: a stopped peer never drains our buffer

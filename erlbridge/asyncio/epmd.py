@@ -22,7 +22,9 @@ def epmd_port_from_env(epmd_port: int | None = None) -> int:
     return int(env) if env else proto.DEFAULT_EPMD_PORT
 
 
-async def _open(host: str, port: int, timeout: float) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+async def _open(
+    host: str, port: int, timeout: float
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     try:
         return await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
     except TimeoutError as exc:
@@ -58,7 +60,9 @@ async def port_please(
         writer.close()
 
 
-async def names(host: str = "127.0.0.1", *, epmd_port: int | None = None, timeout: float = 5.0) -> dict[str, int]:
+async def names(
+    host: str = "127.0.0.1", *, epmd_port: int | None = None, timeout: float = 5.0
+) -> dict[str, int]:
     """Names registered with the EPMD on ``host``, mapped to their ports."""
     port = epmd_port_from_env(epmd_port)
     reader, writer = await _open(host, port, timeout)

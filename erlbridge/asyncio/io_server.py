@@ -39,9 +39,7 @@ PUT_CHARS = Atom("put_chars")
 REQUESTS = Atom("requests")
 GETOPTS = Atom("getopts")
 SETOPTS = Atom("setopts")
-GET_REQUESTS = frozenset(
-    Atom(a) for a in ("get_line", "get_chars", "get_until", "get_password")
-)
+GET_REQUESTS = frozenset(Atom(a) for a in ("get_line", "get_chars", "get_until", "get_password"))
 OutputCallback = Callable[[Pid, str], None]
 
 
@@ -87,7 +85,9 @@ class IoServer(Endpoint):
             self.node._drop(self.pid, message, "io request without a sender pid")
             return
         if self._needs_remote(request):
-            task = asyncio.get_running_loop().create_task(self._serve_async(sender, reply_as, request))
+            task = asyncio.get_running_loop().create_task(
+                self._serve_async(sender, reply_as, request)
+            )
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
             return

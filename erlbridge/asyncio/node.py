@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from erlbridge.asyncio import epmd as epmd_client
+from erlbridge.asyncio._atoms import as_atom
 from erlbridge.asyncio.connection import DistProtocol
 from erlbridge.asyncio.io_server import IoServer, OutputCallback
 from erlbridge.asyncio.process import Endpoint, Process
@@ -35,14 +36,13 @@ from erlbridge.exceptions import (
     ErlbridgeError,
     HandshakeError,
     InvalidState,
-    NoProcess,
     NodeDown,
+    NoProcess,
     Timeout,
 )
 from erlbridge.protocol import control as c
 from erlbridge.protocol.flags import default_flags
 from erlbridge.protocol.handshake import Connected, Handshake, NameReceived, Role
-from erlbridge.asyncio._atoms import as_atom
 from erlbridge.term import Atom, Pid, Reference
 
 __all__ = ["Node", "NodeEvent", "resolve_cookie"]
@@ -260,7 +260,9 @@ class Node:
         net_kernel = _NetKernel(self, self._new_pid())
         self._add_endpoint(net_kernel)
         self._names[NET_KERNEL] = net_kernel
-        self.log.debug("node %s started (creation %d, port %s)", self.name, self.creation, self.port)
+        self.log.debug(
+            "node %s started (creation %d, port %s)", self.name, self.creation, self.port
+        )
 
     async def close(self) -> None:
         """Close every connection, unregister, exit every process (reason ``shutdown``)."""
@@ -303,7 +305,9 @@ class Node:
     def make_ref(self) -> Reference:
         """A new reference of this node (3 words, first < 2**18 as erts requires)."""
         n = next(self._ref_ids)
-        return Reference(self.name, self.creation, (n & 0x3FFFF, (n >> 18) & _MAX_ID, self._ref_salt))
+        return Reference(
+            self.name, self.creation, (n & 0x3FFFF, (n >> 18) & _MAX_ID, self._ref_salt)
+        )
 
     def _add_endpoint(self, endpoint: Endpoint) -> None:
         self._endpoints[endpoint.pid] = endpoint
@@ -378,7 +382,9 @@ class Node:
     async def ping(self, node: str, *, timeout: float | None = None) -> bool:
         """``net_adm:ping/1``: connect and ask the node's net_kernel; True for pong."""
         try:
-            reply = await self.call((NET_KERNEL, node), (IS_AUTH, self.name), timeout=timeout or self.connect_timeout)
+            reply = await self.call(
+                (NET_KERNEL, node), (IS_AUTH, self.name), timeout=timeout or self.connect_timeout
+            )
         except ErlbridgeError as exc:
             self.log.debug("ping %s: pang (%s)", node, exc)
             return False
@@ -426,8 +432,12 @@ class Node:
                 )
                 try:
                     await loop.create_connection(
-                        lambda: DistProtocol(self, hs, net_ticktime=self.net_ticktime,
-                                             max_message_size=self.max_message_size),
+                        lambda: DistProtocol(
+                            self,
+                            hs,
+                            net_ticktime=self.net_ticktime,
+                            max_message_size=self.max_message_size,
+                        ),
                         host,
                         port,
                     )
@@ -450,8 +460,12 @@ class Node:
             del self._peers[peer.name]
             if peer.outbox:
                 self.dropped += len(peer.outbox)
-                self.log.debug("dropped %d queued messages for %s: %s", len(peer.outbox), peer.name, exc)
-            self._fail_calls(peer, exc if isinstance(exc, ErlbridgeError) else NodeDown(peer.name, exc))
+                self.log.debug(
+                    "dropped %d queued messages for %s: %s", len(peer.outbox), peer.name, exc
+                )
+            self._fail_calls(
+                peer, exc if isinstance(exc, ErlbridgeError) else NodeDown(peer.name, exc)
+            )
 
     def _incoming(self) -> DistProtocol:
         hs = Handshake(
@@ -462,7 +476,9 @@ class Node:
             creation=self.creation,
             challenge=secrets.randbits(32),
         )
-        return DistProtocol(self, hs, net_ticktime=self.net_ticktime, max_message_size=self.max_message_size)
+        return DistProtocol(
+            self, hs, net_ticktime=self.net_ticktime, max_message_size=self.max_message_size
+        )
 
     # ConnectionOwner callbacks ------------------------------------------------------------
 
@@ -554,7 +570,9 @@ class Node:
                 endpoint.exit_signal(pid, NOCONNECTION, linked=True)
             for ref, (target, tnode) in list(endpoint.monitors.items()):
                 if tnode == node:
-                    endpoint.down(ref, target if isinstance(target, Pid) else (target, tnode), NOCONNECTION)
+                    endpoint.down(
+                        ref, target if isinstance(target, Pid) else (target, tnode), NOCONNECTION
+                    )
             for ref, pid in list(endpoint.monitored_by.items()):
                 if pid.node == node:
                     del endpoint.monitored_by[ref]
@@ -573,7 +591,9 @@ class Node:
 
     # -- node monitors ------------------------------------------------------------------
 
-    def monitor_nodes(self, target: Callable[[NodeEvent], Any] | asyncio.Queue[NodeEvent]) -> Callable[[], None]:
+    def monitor_nodes(
+        self, target: Callable[[NodeEvent], Any] | asyncio.Queue[NodeEvent]
+    ) -> Callable[[], None]:
         """Report every nodeup/nodedown as a NodeEvent to a callback or an asyncio.Queue.
 
         Returns a function that stops the reports.
@@ -727,15 +747,21 @@ class Node:
 
     def _on_monitor(self, proto: DistProtocol, msg: c.MonitorP) -> None:
         target = msg.to_proc
-        endpoint = self._names.get(target) if isinstance(target, str) else self._endpoints.get(target)
+        endpoint = (
+            self._names.get(target) if isinstance(target, str) else self._endpoints.get(target)
+        )
         if endpoint is None or (isinstance(endpoint, Process) and not endpoint.alive):
-            self._send_control(msg.from_pid.node, c.MonitorPExit(target, msg.from_pid, msg.ref, NOPROC))
+            self._send_control(
+                msg.from_pid.node, c.MonitorPExit(target, msg.from_pid, msg.ref, NOPROC)
+            )
         else:
             endpoint.monitored_by[msg.ref] = msg.from_pid
 
     def _on_demonitor(self, proto: DistProtocol, msg: c.DemonitorP) -> None:
         target = msg.to_proc
-        endpoint = self._names.get(target) if isinstance(target, str) else self._endpoints.get(target)
+        endpoint = (
+            self._names.get(target) if isinstance(target, str) else self._endpoints.get(target)
+        )
         if endpoint is not None:
             endpoint.monitored_by.pop(msg.ref, None)
 
@@ -743,7 +769,7 @@ class Node:
         endpoint = self._endpoints.get(msg.to_pid)
         if endpoint is None:
             return
-        obj = msg.from_proc
+        obj: Any = msg.from_proc
         if isinstance(obj, str):
             obj = (obj, as_atom(proto.peer_node or ""))
         endpoint.down(msg.ref, obj, msg.reason)
@@ -776,7 +802,9 @@ class Node:
         if pid.node == self.name:
             other = self._endpoints.get(pid)
             if other is None or (isinstance(other, Process) and not other.alive):
-                proc.exit_signal(pid, NOPROC, linked=False) if proc.trap_exit else proc._terminate(NOPROC)
+                proc.exit_signal(pid, NOPROC, linked=False) if proc.trap_exit else proc._terminate(
+                    NOPROC
+                )
                 return
             proc.links.add(pid)
             other.links.add(proc.pid)
@@ -835,7 +863,9 @@ class Node:
             return
         target, node = entry
         if node == self.name:
-            endpoint = self._endpoints.get(target) if isinstance(target, Pid) else self._names.get(target)
+            endpoint = (
+                self._endpoints.get(target) if isinstance(target, Pid) else self._names.get(target)
+            )
             if endpoint is not None:
                 endpoint.monitored_by.pop(ref, None)
         elif node in self._peers:
@@ -883,11 +913,18 @@ class Node:
         """
         node = as_atom(dest.node if isinstance(dest, Pid) else dest[1])
         full = as_atom(_split_target(node)[0])
-        return await self._call(node, full, dest if isinstance(dest, Pid) else (as_atom(dest[0]), full),
-                                request, timeout, f"call to {dest}")
+        return await self._call(
+            node,
+            full,
+            dest if isinstance(dest, Pid) else (as_atom(dest[0]), full),
+            request,
+            timeout=timeout,
+            what=f"call to {dest}",
+        )
 
-    async def _call(self, node: str, full: Atom, dest: Any, request: Any, timeout: float | None,
-                    what: str) -> Any:
+    async def _call(
+        self, node: str, full: Atom, dest: Any, request: Any, *, timeout: float | None, what: str
+    ) -> Any:
         loop = self._require_started()
         rpc = self._rpc
         assert rpc is not None
@@ -936,12 +973,20 @@ class Node:
         if not capture_output:
             assert self._io is not None
             request = (CALL, as_atom(module), as_atom(function), request_args, self._io.pid)
-            reply = await self._call(node, full, (REX, full), request, timeout, what)
+            reply = await self._call(node, full, (REX, full), request, timeout=timeout, what=what)
             return interpret_reply(reply, full)
-        return await self._rpc_capture(node, full, module, function, request_args, timeout, what)
+        call = (CALL, as_atom(module), as_atom(function), request_args)
+        return await self._rpc_capture(node, full, call, timeout=timeout, what=what)
 
-    async def _rpc_capture(self, node: str, full: Atom, module: str, function: str,
-                           args: list[Any], timeout: float | None, what: str) -> RpcResult:
+    async def _rpc_capture(
+        self,
+        node: str,
+        full: Atom,
+        call: tuple[Any, ...],
+        *,
+        timeout: float | None,
+        what: str,
+    ) -> RpcResult:
         loop = self._require_started()
         peer = self._peers.get(full)
         if peer is None or not peer.up:
@@ -955,7 +1000,7 @@ class Node:
         self._rpc.calls[ref] = fut  # so a nodedown fails it too
         peer.calls.add(ref)
         gl = (SEND_STDOUT, endpoint.pid)
-        request = (CALL, as_atom(module), as_atom(function), args, gl)
+        request = (*call, gl)
         try:
             self._route(endpoint.pid, (REX, full), (GEN_CALL, (endpoint.pid, ref), request))
             if timeout is None:
@@ -988,14 +1033,17 @@ class Node:
             name = as_atom(_split_target(target)[0])
             start = time.perf_counter()
             try:
-                value = await self.rpc(target, module, function, args, timeout=timeout,
-                                       capture_output=capture_output)
+                value = await self.rpc(
+                    target, module, function, args, timeout=timeout, capture_output=capture_output
+                )
             except ErlbridgeError as exc:
                 return RpcOutcome(name, error=exc, duration=time.perf_counter() - start)
             output = value.output if isinstance(value, RpcResult) else None
             if isinstance(value, RpcResult):
                 value = value.value
-            return RpcOutcome(name, value=value, duration=time.perf_counter() - start, output=output)
+            return RpcOutcome(
+                name, value=value, duration=time.perf_counter() - start, output=output
+            )
 
         targets = list(dict.fromkeys(nodes))
         outcomes = await asyncio.gather(*(one(t) for t in targets))

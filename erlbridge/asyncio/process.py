@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from erlbridge.exceptions import ProcessExited, Timeout
 from erlbridge.asyncio._atoms import as_atom
+from erlbridge.exceptions import ProcessExited, Timeout
 from erlbridge.term import Atom, Pid, Reference
 
 if TYPE_CHECKING:
@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 NORMAL = Atom("normal")
 KILL = Atom("kill")
 KILLED = Atom("killed")
+PROCESS = Atom("process")
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +40,10 @@ class DownMessage:
     ref: Reference
     object: Any
     reason: Any
-    type: Atom = Atom("process")
+
+    @property
+    def type(self) -> Atom:
+        return PROCESS
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +90,9 @@ class Process(Endpoint):
 
     __slots__ = ("_mailbox", "_waiters", "exit_reason", "name", "trap_exit")
 
-    def __init__(self, node: Node, pid: Pid, *, name: str | None = None, trap_exit: bool = False) -> None:
+    def __init__(
+        self, node: Node, pid: Pid, *, name: str | None = None, trap_exit: bool = False
+    ) -> None:
         super().__init__(node, pid)
         self.name = as_atom(name) if name is not None else None
         self.trap_exit = trap_exit
@@ -137,7 +143,9 @@ class Process(Endpoint):
                     return message
         raise LookupError("no matching message")
 
-    async def receive(self, match: Callable[[Any], bool] | None = None, timeout: float | None = None) -> Any:
+    async def receive(
+        self, match: Callable[[Any], bool] | None = None, timeout: float | None = None
+    ) -> Any:
         """Wait for the first message for which ``match(message)`` is true (any if None).
 
         Non-matching messages stay in the mailbox, in order. Raises Timeout after ``timeout``

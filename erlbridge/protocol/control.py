@@ -293,8 +293,8 @@ class MonitorPExit:
         if payload_exits:
             ctl = (Op.PAYLOAD_MONITOR_P_EXIT.value, self.from_proc, self.to_pid, self.ref)
             return ctl, self.reason
-        ctl = (Op.MONITOR_P_EXIT.value, self.from_proc, self.to_pid, self.ref, self.reason)
-        return ctl, NO_PAYLOAD
+        plain = (Op.MONITOR_P_EXIT.value, self.from_proc, self.to_pid, self.ref, self.reason)
+        return plain, NO_PAYLOAD
 
 
 @dataclass(frozen=True, slots=True)

@@ -145,7 +145,9 @@ def parse_port2_response(data: bytes, *, name: str = "?") -> PortInfo | None:
         node_name = data[12:end].decode("utf-8")
     except UnicodeDecodeError as exc:
         raise EpmdError("EPMD sent a node name that is not UTF-8") from exc
-    return PortInfo(port, node_type, protocol, high, low, node_name, bytes(data[end + 2 : end + 2 + elen]))
+    return PortInfo(
+        port, node_type, protocol, high, low, node_name, bytes(data[end + 2 : end + 2 + elen])
+    )
 
 
 def names_request() -> bytes:

@@ -45,7 +45,7 @@ _REJECT_STATUSES = ("nok", "not_allowed", "alive")
 
 
 def gen_digest(challenge: int, cookie: bytes) -> bytes:
-    """``erlang:md5([atom_to_list(Cookie) | integer_to_list(Challenge)])`` (dist_util:gen_digest)."""
+    """``md5([atom_to_list(Cookie) | integer_to_list(Challenge)])`` (dist_util:gen_digest)."""
     return hashlib.md5(cookie + str(challenge & 0xFFFFFFFF).encode("ascii")).digest()
 
 
@@ -194,11 +194,14 @@ class Handshake:
             self._dispatch(packet)
             if self.state is HandshakeState.AWAIT_DECISION:
                 break  # the caller must decide before more is parsed
-        if self.state is HandshakeState.CONNECTED:
+        if self._is_connected():
             self.trailing_data = bytes(self._buffer)
             self._buffer.clear()
         events, self._events = self._events, []
         return events
+
+    def _is_connected(self) -> bool:
+        return self.state is HandshakeState.CONNECTED
 
     def connection_lost(self) -> None:
         """The peer closed before the handshake finished: raise the matching error.
