@@ -23,6 +23,7 @@ from erlbridge.asyncio.driver.results import (
     install_error_guess,
 )
 from erlbridge.exceptions import UpgradeFailed
+from erlbridge.term import Atom
 
 A, B, C, PY = "a@h", "b@h", "c@h", "py@h"
 
@@ -87,23 +88,27 @@ def test_jsonable_terms() -> None:
 
 
 def test_classify_eval_script() -> None:
-    assert classify_eval_script(("ok", [])) == (Status.OK, [], None)
-    st, _, err = classify_eval_script(("error", ("old_processes", "m")))
+    ok, err_, exit_ = Atom("ok"), Atom("error"), Atom("EXIT")
+    assert classify_eval_script((ok, [])) == (Status.OK, [], None)
+    st, v, _ = classify_eval_script((ok, [(Atom("m"), Atom("soft_purge"))]))
+    assert st is Status.OK and v == [("m", "soft_purge")]
+    st, _, err = classify_eval_script((err_, (Atom("old_processes"), Atom("m"))))
     assert st is Status.ERROR and err is not None and err.before_point_of_no_return is True
-    st, _, err = classify_eval_script(("EXIT", ("code_change_failed", 1, 2, 3, 4)))
+    st, _, err = classify_eval_script((exit_, (Atom("code_change_failed"), 1, 2, 3, 4)))
     assert err is not None and err.before_point_of_no_return is False
-    st, v, err = classify_eval_script("restart_emulator")
+    st, v, err = classify_eval_script(Atom("restart_emulator"))
     assert st is Status.OK and v == "restart_emulator"
     st, _, err = classify_eval_script(42)
     assert err is not None and err.before_point_of_no_return is None
-    assert classify_check_script(("ok", ["m"]))[1] == ["m"]
-    assert classify_check_script(("error", "x"))[2].before_point_of_no_return is True  # type: ignore[union-attr]
+    assert classify_check_script((ok, ["m"]))[1] == ["m"]
+    err2 = classify_check_script((err_, "x"))[2]
+    assert err2 is not None and err2.before_point_of_no_return is True
 
 
 def test_install_error_guess() -> None:
-    assert install_error_guess(("no_such_file", "x")) is True
-    assert install_error_guess(("code_change_failed", 1, 2, 3, 4)) is False
-    assert install_error_guess(("change_appl_data", 1)) is None
+    assert install_error_guess((Atom("no_such_file"), "x")) is True
+    assert install_error_guess((Atom("code_change_failed"), 1, 2, 3, 4)) is False
+    assert install_error_guess((Atom("EXIT"), (Atom("badarg"), []))) is None
 
 
 # -- journal records ------------------------------------------------------------------

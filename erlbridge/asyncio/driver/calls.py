@@ -68,14 +68,16 @@ class Caller:
         left = self.left(deadline)
         op = f"{module}:{function}/{len(args)} on {target}"
         if left < MIN_TIMEOUT:
-            raise StepFailed(Status.TIMEOUT, NodeError("timeout", "deadline", f"{op}: no time left"))
+            raise StepFailed(Status.TIMEOUT,
+                             NodeError("timeout", "deadline", f"{op}: no time left"))
         try:
             return await self.node.rpc(target, module, function, args, timeout=left,
                                        capture_output=capture_output)
         except NodeDown as exc:
             raise StepFailed(Status.NODEDOWN, NodeError("nodedown", exc.reason, str(exc))) from exc
         except (Timeout, TimeoutError) as exc:
-            raise StepFailed(Status.TIMEOUT, NodeError("timeout", "timeout", f"{op}: {exc}")) from exc
+            raise StepFailed(Status.TIMEOUT,
+                             NodeError("timeout", "timeout", f"{op}: {exc}")) from exc
         except RemoteException as exc:
             raise StepFailed(Status.ERROR, NodeError(
                 "exception", (Atom(exc.kind), exc.reason), f"{op} raised {exc.kind}")) from exc

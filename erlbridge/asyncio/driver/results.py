@@ -18,6 +18,8 @@ from __future__ import annotations
 from typing import Any
 
 from erlbridge.asyncio.driver.outcome import NodeError, Status
+from erlbridge.term import Atom
+from erlbridge.upgrade import EvalOutcome, InstallOutcome, Phase
 
 __all__ = [
     "classify_check_script",
@@ -25,10 +27,6 @@ __all__ = [
     "install_error_guess",
     "is_tuple_tagged",
 ]
-
-#: Reasons thrown after point_of_no_return by release_handler_1 (OTP-NOTES §1.3 item 4).
-AFTER_PONR_TAGS = frozenset({"code_change_failed", "sync_error", "EXIT"})
-
 
 def is_tuple_tagged(term: Any, tag: str, size: int | None = None) -> bool:
     """True for a tuple whose first element equals ``tag`` (and has ``size`` elements)."""
@@ -40,23 +38,26 @@ def is_tuple_tagged(term: Any, tag: str, size: int | None = None) -> bool:
     )
 
 
+_PONR = {Phase.BEFORE_POINT_OF_NO_RETURN: True, Phase.AFTER_POINT_OF_NO_RETURN: False}
+
+
 def classify_eval_script(reply: Any) -> tuple[Status, Any, NodeError | None]:
-    """Map an ``eval_script/5`` reply to (status, value, error).
+    """Map an ``eval_script/5`` reply to (status, value, error) via
+    :class:`erlbridge.upgrade.EvalOutcome`.
 
     ``{ok, Unpurged}`` -> ok with ``Unpurged``; ``restart_emulator`` -> ok with value
     ``"restart_emulator"`` (direct mode does not restart the node: the caller must);
     ``{error, R}`` -> error before PONR; ``{'EXIT', R}`` -> error after PONR;
     anything else -> error with unknown PONR.
     """
-    if is_tuple_tagged(reply, "ok", 2):
-        return Status.OK, reply[1], None
-    if reply == "restart_emulator":
-        return Status.OK, "restart_emulator", None
-    if is_tuple_tagged(reply, "error", 2):
-        return Status.ERROR, None, NodeError("eval_script", reply[1], "", True)
-    if is_tuple_tagged(reply, "EXIT", 2):
-        return Status.ERROR, None, NodeError("eval_script", reply[1], "", False)
-    return Status.ERROR, None, NodeError("eval_script", reply, "unexpected reply", None)
+    out = EvalOutcome.from_reply(reply)
+    if out.ok:
+        if out.restart_emulator:
+            return Status.OK, "restart_emulator", None
+        return Status.OK, [(m, p.value) for m, p in out.unpurged], None
+    msg = "unexpected reply" if out.kind == "unexpected_reply" else ""
+    return Status.ERROR, None, NodeError("eval_script", out.reason, msg,
+                                         _PONR.get(out.phase) if out.phase else None)
 
 
 def classify_check_script(reply: Any) -> tuple[Status, Any, NodeError | None]:
@@ -69,13 +70,9 @@ def classify_check_script(reply: Any) -> tuple[Status, Any, NodeError | None]:
 
 
 def install_error_guess(reason: Any) -> bool | None:
-    """Best guess of ``before_point_of_no_return`` for an ``install_release`` error reason.
-
-    False for reasons only thrown after PONR (``code_change_failed``, ``sync_error``,
-    runtime crashes ``{'EXIT', _}``), None for ``change_appl_data`` (the node restarts
-    although no code was loaded), True otherwise. Observation beats this guess.
+    """Best guess of ``before_point_of_no_return`` for an ``install_release`` error reason,
+    from :class:`erlbridge.upgrade.InstallOutcome` (None when the reason does not tell).
+    Observation (did the node restart?) beats this guess.
     """
-    tag = reason[0] if isinstance(reason, tuple) and reason else reason
-    if tag == "change_appl_data":
-        return None
-    return not (isinstance(tag, str) and tag in AFTER_PONR_TAGS)
+    out = InstallOutcome.from_reply((Atom("error"), reason))
+    return _PONR.get(out.phase) if out.phase else None

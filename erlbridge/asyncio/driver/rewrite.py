@@ -39,10 +39,7 @@ __all__ = [
 
 def script_terms(script: Any) -> list[Any]:
     """The instruction list of ``script`` (an object with ``to_term()`` or a list)."""
-    if hasattr(script, "to_term"):
-        terms = script.to_term()
-    else:
-        terms = script
+    terms = script.to_term() if hasattr(script, "to_term") else script
     if not isinstance(terms, list):
         raise ScriptError("a script is a list of instructions", rule="not_a_list")
     return list(terms)
