@@ -24,7 +24,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from erlbridge.term import ErlString, format_term
+
 __all__ = [
+    "erlang_text",
+    "is_printable",
+    "plain",
     "STATUS_STYLES",
     "CellProgress",
     "Table",
@@ -104,7 +109,9 @@ def to_jsonable(value: Any) -> Any:
     if isinstance(value, float):
         return value if math.isfinite(value) else str(value)
     if isinstance(value, str):
-        return str(value)
+        return str.__str__(value)  # an Atom's str() is Erlang syntax; keep the bare name
+    if isinstance(value, ErlString):
+        return value.text if is_printable(value.text) else list(value)
     if isinstance(value, bytes | bytearray):
         try:
             return bytes(value).decode("utf-8")
@@ -120,6 +127,51 @@ def to_jsonable(value: Any) -> Any:
     if isinstance(value, Mapping):
         return {_json_key(k): to_jsonable(v) for k, v in value.items()}
     return str(value)
+
+
+_CONTROL_OK = frozenset("\n\t\r\x0b\x0c\x08\x1b")
+
+
+def is_printable(text: str) -> bool:
+    """Erlang's idea of a printable string (``io_lib:printable_unicode_list/1``)."""
+    return all(ch.isprintable() or ch in _CONTROL_OK for ch in text)
+
+
+def _lists_for_unprintable(term: Any) -> Any:
+    if isinstance(term, ErlString):
+        return term if is_printable(term.text) else list(term)
+    if isinstance(term, tuple):
+        return tuple(_lists_for_unprintable(t) for t in term)
+    if type(term) is list:
+        return [_lists_for_unprintable(t) for t in term]
+    if type(term) is dict:
+        return {_lists_for_unprintable(k): _lists_for_unprintable(v) for k, v in term.items()}
+    return term
+
+
+def erlang_text(term: Any, *, width: int = 80) -> str:
+    """Erlang text of ``term`` as the Erlang shell would show it.
+
+    Like :func:`erlbridge.term.format_term`, except that a string which is not printable
+    (``lists:seq(1, 5)`` arrives as a string on the wire) prints as a list of integers.
+    """
+    return format_term(_lists_for_unprintable(term), width=width)
+
+
+def plain(term: Any) -> str:
+    """Human text for a table cell: atoms and strings bare, binaries decoded, other terms
+    as Erlang text (``plain(Atom("a@h")) == "a@h"``, ``plain(ErlString("1.0")) == "1.0"``).
+    """
+    if isinstance(term, str):
+        return str.__str__(term)
+    if isinstance(term, ErlString) and is_printable(term.text):
+        return term.text
+    if isinstance(term, bytes):
+        try:
+            return term.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+    return erlang_text(term, width=10_000)
 
 
 def _prints_as_text(value: list[Any]) -> bool:

@@ -10,12 +10,12 @@ from typing import Any
 import click
 
 from erlbridge.cli._common import (
-    CONNECT_ERRORS,
     EXIT_FAILED,
     CannotConnect,
     Connection,
     connect_all,
     connection_options,
+    describe_error,
     json_option,
     make_connection,
     open_node,
@@ -25,7 +25,7 @@ from erlbridge.cli._common import (
     targets_options,
 )
 from erlbridge.cli._output import Output
-from erlbridge.display import Table, format_duration
+from erlbridge.display import Table, erlang_text, format_duration, plain
 from erlbridge.exceptions import BadRpc, ErlbridgeError, Timeout
 
 __all__ = ["nodes", "ping", "releases", "rpc"]
@@ -118,16 +118,12 @@ def ping(
 
     async def one(node: Any, target: str) -> dict[str, Any]:
         start = time.perf_counter()
-        try:
-            ok = await asyncio.wait_for(node.ping(target), timeout)
-            error = None if ok else "pang"
-        except (TimeoutError, Timeout):
-            ok, error = False, f"no answer within {timeout:g} s"
-        except (*CONNECT_ERRORS, OSError) as exc:
-            ok, error = False, str(exc)
+        error = (await connect_all(node, [target], timeout)).get(target)
+        if error is None and not await node.ping(target, timeout=timeout):
+            error = "pang"
         return {
             "node": target,
-            "result": "pong" if ok else "pang",
+            "result": "pang" if error else "pong",
             "seconds": round(time.perf_counter() - start, 6),
             "error": error,
         }
@@ -196,7 +192,7 @@ def rpc(
       erlbridge rpc app1@127.0.0.1 io format '["hello ~s~n", ["world"]]'
       erlbridge rpc app1@127.0.0.1 release_handler which_releases --json
     """
-    from erlbridge.term import format_term, parse_term  # noqa: PLC0415
+    from erlbridge.term import parse_term  # noqa: PLC0415
 
     output = Output(json_mode=json_mode)
     try:
@@ -245,7 +241,7 @@ def rpc(
         data: dict[str, Any] = {"node": target, "ok": error is None, "output": printed}
         if error is None:
             data["value"] = value
-            data["erlang"] = format_term(value)
+            data["erlang"] = erlang_text(value)
         else:
             data["error"] = _error_json(error)
         output.json(data)
@@ -253,21 +249,19 @@ def rpc(
         if printed:
             output.console.file.write(printed if printed.endswith("\n") else printed + "\n")
         if error is None:
-            output.line(format_term(value))
+            output.line(erlang_text(value))
         else:
-            output.err.print(f"error: {error}", markup=False, highlight=False)
+            output.err.print(f"error: {describe_error(error)}", markup=False, highlight=False)
     if error is not None:
         raise SystemExit(EXIT_FAILED)
 
 
 def _error_json(error: BaseException) -> dict[str, Any]:
-    from erlbridge.term import format_term  # noqa: PLC0415
-
-    data: dict[str, Any] = {"type": type(error).__name__, "message": str(error)}
+    data: dict[str, Any] = {"type": type(error).__name__, "message": describe_error(error)}
     for attr in ("kind", "reason", "stacktrace", "operation", "timeout"):
         if hasattr(error, attr):
             value = getattr(error, attr)
-            data[attr] = value if attr in ("kind", "operation", "timeout") else format_term(value)
+            data[attr] = value if attr in ("kind", "operation", "timeout") else erlang_text(value)
     return data
 
 
@@ -307,7 +301,7 @@ def releases(
     )
 
     async def main() -> list[dict[str, Any]]:
-        first = seed or (split_nodes(targets) or [None])[0]
+        first = seed or next(iter(split_nodes(targets)), None)
         async with open_node(conn, first) as node:
             nodes_ = await resolve_targets(
                 node, targets=targets, seed=seed, match_glob=match_glob, timeout=timeout
@@ -324,17 +318,17 @@ def releases(
                 if target in unreachable:
                     rows.append({"node": target, "error": unreachable[target]})
                     continue
-                outcome = outcomes[target]
+                outcome = outcomes[Atom(target)]
                 if not outcome.ok:
-                    rows.append({"node": target, "error": str(outcome.error)})
+                    rows.append({"node": target, "error": describe_error(outcome.error)})
                     continue
                 for rel_name, vsn, _apps, status in outcome.value:
                     rows.append(
                         {
                             "node": target,
-                            "release": str(rel_name),
-                            "version": str(vsn),
-                            "status": str(status),
+                            "release": plain(rel_name),
+                            "version": plain(vsn),
+                            "status": plain(status),
                         }
                     )
             return rows

@@ -30,7 +30,7 @@ from erlbridge.cli._common import (
 )
 from erlbridge.cli._output import NodeProgress, Output
 from erlbridge.cli._scriptfile import load_script_for_run
-from erlbridge.display import Table
+from erlbridge.display import Table, erlang_text, plain
 
 __all__ = ["downgrade", "readiness", "run", "upgrade"]
 
@@ -112,7 +112,13 @@ def _report_table(report: Any) -> Table:
         if outcome.note:
             detail = f"{detail} [{outcome.note}]" if detail else outcome.note
         rows.append(
-            (outcome.node, str(outcome.status), outcome.step, f"{outcome.duration:.2f} s", detail)
+            (
+                plain(outcome.node),
+                str(outcome.status),
+                outcome.step,
+                f"{outcome.duration:.2f} s",
+                detail,
+            )
         )
     caption = report._caption() if hasattr(report, "_caption") else report.operation
     return Table(
@@ -123,10 +129,8 @@ def _report_table(report: Any) -> Table:
 def _short(value: Any, width: int = 70) -> str:
     if value is None:
         return ""
-    from erlbridge.term import format_term  # noqa: PLC0415
-
     try:
-        text = format_term(value)
+        text = erlang_text(value, width=10_000)
     except Exception:  # a value the printer cannot render still deserves a cell
         text = repr(value)
     text = " ".join(text.split())
@@ -157,7 +161,7 @@ async def _with_driver(
     from erlbridge.asyncio.driver import Driver  # noqa: PLC0415
 
     conn = make_connection(output=output, **conn_opts)
-    first = target_opts["seed"] or (split_nodes(target_opts["targets"]) or [None])[0]
+    first = target_opts["seed"] or next(iter(split_nodes(target_opts["targets"])), None)
     async with open_node(conn, first) as node:
         targets = await resolve_targets(node, timeout=conn.timeout, **target_opts)
         unreachable = await connect_all(node, targets, conn.timeout)

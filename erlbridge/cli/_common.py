@@ -24,11 +24,13 @@ import click
 
 from erlbridge.cli._cookie import Cookie, CookieNotFound, resolve_cookie
 from erlbridge.cli._output import Output
+from erlbridge.display import erlang_text, plain
 from erlbridge.exceptions import (
-    AuthenticationError,
+    BadRpc,
     EpmdError,
     HandshakeError,
     NodeDown,
+    RemoteException,
     Timeout,
 )
 
@@ -43,6 +45,7 @@ __all__ = [
     "CannotConnect",
     "Connection",
     "connection_options",
+    "describe_error",
     "json_option",
     "open_node",
     "resolve_targets",
@@ -59,13 +62,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
 
 #: Errors that mean "we could not reach the cluster at all".
-CONNECT_ERRORS: tuple[type[BaseException], ...] = (
-    EpmdError,
-    HandshakeError,
-    AuthenticationError,
-    NodeDown,
-    ConnectionError,
-)
+CONNECT_ERRORS = (EpmdError, HandshakeError, NodeDown, ConnectionError, OSError)
 
 
 class CannotConnect(click.ClickException):
@@ -244,7 +241,9 @@ async def open_node(conn: Connection, example_target: str | None) -> AsyncIterat
     )
     try:
         await asyncio.wait_for(node.__aenter__(), conn.timeout)
-    except (TimeoutError, *CONNECT_ERRORS, OSError) as exc:
+    except (TimeoutError, Timeout) as exc:
+        raise CannotConnect(f"erlbridge's node did not start within {conn.timeout:g} s") from exc
+    except CONNECT_ERRORS as exc:
         raise CannotConnect(f"could not start erlbridge's node: {exc}") from exc
     try:
         yield node
@@ -253,16 +252,16 @@ async def open_node(conn: Connection, example_target: str | None) -> AsyncIterat
 
 
 async def connect_all(node: Node, targets: Sequence[str], timeout: float) -> dict[str, str]:
-    """Ping every target concurrently; return ``{node: error text}`` for those unreachable."""
+    """Connect to every target concurrently; return ``{node: why}`` for those unreachable."""
 
     async def one(target: str) -> tuple[str, str | None]:
         try:
-            ok = await asyncio.wait_for(node.ping(target), timeout)
+            await node.connect(target, timeout=timeout)
         except (TimeoutError, Timeout):
-            return target, f"no answer within {timeout:g} s"
-        except (*CONNECT_ERRORS, OSError) as exc:
-            return target, str(exc)
-        return target, None if ok else "pang"
+            return target, f"no connection within {timeout:g} s"
+        except CONNECT_ERRORS as exc:
+            return target, str(exc) or type(exc).__name__
+        return target, None
 
     results = await asyncio.gather(*(one(t) for t in targets))
     return {t: err for t, err in results if err is not None}
@@ -283,9 +282,9 @@ async def resolve_targets(
 
         try:
             found = await discover(node, seed, timeout=timeout)
-        except (*CONNECT_ERRORS, Timeout) as exc:
+        except (*CONNECT_ERRORS, Timeout, TimeoutError) as exc:
             raise CannotConnect(f"seed {seed}: {exc}") from exc
-        for name in (str(n) for n in found):
+        for name in (plain(n) for n in found):
             if name not in nodes:
                 nodes.append(name)
     if match_glob:
@@ -293,6 +292,19 @@ async def resolve_targets(
     if not nodes:
         raise click.UsageError("no targets: pass --targets NODES or --seed NODE")
     return nodes
+
+
+def describe_error(error: BaseException | None) -> str:
+    """One line for an error, with Erlang reasons as Erlang text (not Python reprs)."""
+    if error is None:
+        return ""
+    node = getattr(error, "node", None)
+    where = f" on {plain(node)}" if node else ""
+    if isinstance(error, RemoteException):
+        return f"{error.kind}:{erlang_text(error.reason, width=10_000)}{where}"
+    if isinstance(error, BadRpc):
+        return f"badrpc: {erlang_text(error.reason, width=10_000)}{where}"
+    return str(error) or type(error).__name__
 
 
 def run_async(main: Callable[[], Awaitable[T]]) -> T:

@@ -20,7 +20,7 @@ from rich.live import Live
 from rich.table import Table as RichTable
 from rich.text import Text
 
-from erlbridge.display import Table, format_duration, status_style, to_jsonable
+from erlbridge.display import Table, format_duration, plain, status_style, to_jsonable
 
 __all__ = ["Output", "NodeProgress"]
 
@@ -87,7 +87,7 @@ class Output:
 def _plain(cell: Any) -> str:
     if isinstance(cell, list | tuple) and type(cell) in (list, tuple):
         return ", ".join(_plain(c) for c in cell)
-    return str(cell)
+    return plain(cell)
 
 
 class NodeProgress:

@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from erlbridge.cli import cli, main
+from erlbridge.version import __version__
 
 COMMANDS = [
     ["nodes"],
@@ -50,8 +51,6 @@ def test_top_level_help_lists_exit_codes_and_cookie() -> None:
 
 
 def test_version() -> None:
-    from erlbridge.version import __version__
-
     result = CliRunner().invoke(cli, ["--version"])
     assert __version__ in result.output
 
