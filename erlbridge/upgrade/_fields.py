@@ -113,10 +113,13 @@ def items(values: Any, *, field: str) -> tuple[Any, ...]:
 
 
 def string(value: Any, *, field: str, rule: str = "bad_string") -> ErlString:
-    """An Erlang string field (a version, a path): a ``str``, an ``ErlString`` or code points."""
+    """An Erlang string field (a version, a path): a ``str``, an ``ErlString`` or code points.
+
+    An :class:`Atom` is refused: it is a different Erlang type.
+    """
     if isinstance(value, ErlString):
         return value
-    if isinstance(value, str):
+    if isinstance(value, str) and not isinstance(value, Atom):
         return ErlString(value)
     if isinstance(value, list) and all(
         type(c) is int and 0 <= c <= 0x10FFFF and not 0xD800 <= c <= 0xDFFF for c in value

@@ -143,12 +143,18 @@ def _ok_unit(op: ReleaseOperation, reply: Any) -> None:
     raise _unexpected(op.function, reply)
 
 
+def _version_or_none(value: Any) -> ErlString | None:
+    try:
+        return _version(value)
+    except ScriptError:
+        return None
+
+
 def _ok_version(op: ReleaseOperation, reply: Any) -> ErlString:
     if f.is_tuple(reply, 2) and f.is_atom(reply[0], _OK):
-        try:
-            return _version(reply[1])
-        except ScriptError:
-            pass
+        version = _version_or_none(reply[1])
+        if version is not None:
+            return version
     op._check_error(reply)
     raise _unexpected(op.function, reply)
 
@@ -261,7 +267,9 @@ class CheckInstallRelease(ReleaseOperation):
     def parse_reply(self, reply: Any) -> CheckInstallResult:
         """The other version and description; raises for ``{error, R}``."""
         if f.is_tuple(reply, 3) and f.is_atom(reply[0], _OK):
-            return CheckInstallResult(_version(reply[1]), reply[2])
+            version = _version_or_none(reply[1])
+            if version is not None:
+                return CheckInstallResult(version, reply[2])
         self._check_error(reply)
         raise _unexpected(self.function, reply)
 
@@ -359,12 +367,11 @@ class InstallRelease(ReleaseOperation):
 
     def parse_reply(self, reply: Any) -> InstallResult:
         """The result; raises the typed error for ``{error, R}``."""
-        if f.is_tuple(reply, 3) and (
-            f.is_atom(reply[0], _OK) or f.is_atom(reply[0], "continue_after_restart")
-        ):
-            return InstallResult(
-                _version(reply[1]), reply[2], f.is_atom(reply[0], "continue_after_restart")
-            )
+        version = _version_or_none(reply[1]) if f.is_tuple(reply, 3) else None
+        if version is not None:
+            cont = f.is_atom(reply[0], "continue_after_restart")
+            if cont or f.is_atom(reply[0], _OK):
+                return InstallResult(version, reply[2], cont)
         self._check_error(reply)
         raise _unexpected(self.function, reply)
 
