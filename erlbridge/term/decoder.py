@@ -402,14 +402,14 @@ def _d_new_fun(data: Any, pos: int, depth: int) -> tuple[Any, int]:
     uniq = bytes(data[pos + 5 : pos + 21])
     index, num_free = struct.unpack_from(">II", data, pos + 21)
     module, p = _read_atom(data, pos + 29, "fun module")
-    _old_index, p = _decode_at(data, p, depth + 1)
-    _old_uniq, p = _decode_at(data, p, depth + 1)
+    old_index, p = _decode_at(data, p, depth + 1)
+    old_uniq, p = _decode_at(data, p, depth + 1)
     pid, p = _decode_at(data, p, depth + 1)
     free, p = _elements(data, p, num_free, depth + 1)
     if p != end:
         raise _fail("NEW_FUN_EXT size does not match its contents", pos)
     raw = bytes(data[pos - 1 : end])
-    return Fun(raw, module, arity, index, uniq, pid, tuple(free)), end
+    return Fun(raw, module, arity, index, uniq, old_index, old_uniq, pid, tuple(free)), end
 
 
 def _d_record(data: Any, pos: int, depth: int) -> tuple[Any, int]:

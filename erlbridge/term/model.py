@@ -227,18 +227,22 @@ class ExportFun:
 class Fun:
     """A local fun (``NEW_FUN_EXT``), opaque to Python: ``raw`` holds the bytes from the
     tag to the end of the fun and is sent back unchanged. The other fields are decoded
-    from ``raw`` for display and inspection and take no part in equality."""
+    from ``raw``. Two funs are equal when their decoded fields are (so the same fun
+    read from a latin-1-atom and a UTF-8-atom encoding compares equal); ``raw`` takes
+    no part in equality."""
 
-    raw: bytes
-    module: Atom = field(compare=False)
-    arity: int = field(compare=False)
-    index: int = field(compare=False)
-    uniq: bytes = field(compare=False, repr=False)
-    pid: Any = field(compare=False, repr=False)
-    free_vars: tuple[Any, ...] = field(compare=False, repr=False)
+    raw: bytes = field(compare=False, repr=False)
+    module: Atom
+    arity: int
+    index: int
+    uniq: bytes = field(repr=False)
+    old_index: int = field(repr=False)
+    old_uniq: int = field(repr=False)
+    pid: Any = field(repr=False)
+    free_vars: tuple[Any, ...] = field(repr=False, hash=False)
 
     def __str__(self) -> str:
-        return f"#Fun<{self.module}.{self.index}.{int.from_bytes(self.uniq[:4], 'big')}>"
+        return f"#Fun<{self.module}.{self.index}.{self.old_uniq}>"
 
 
 @dataclass(frozen=True, slots=True)

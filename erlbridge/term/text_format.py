@@ -106,6 +106,17 @@ def format_string(text: str) -> str:
     return '"' + _escape(text, '"') + '"'
 
 
+def _int_text(value: int) -> str:
+    """``str(value)`` without Python's limit on the number of digits."""
+    if value < 0:
+        return "-" + _int_text(-value)
+    if value.bit_length() < 13000:  # about 3900 digits: within str()'s limit
+        return str(value)
+    half = int(value.bit_length() * 0.30103) // 2
+    high, low = divmod(value, 10**half)
+    return _int_text(high) + _int_text(low).zfill(half)
+
+
 def _format_float(value: float) -> str:
     if not math.isfinite(value):
         raise EncodeError(f"Erlang has no float {value!r}")
@@ -139,7 +150,7 @@ def _flat(term: Any) -> str:
     if term is None:
         return "undefined"
     if cls is int or (isinstance(term, int) and not isinstance(term, bool)):
-        return str(int(term))
+        return _int_text(int(term))
     if isinstance(term, Atom):
         return format_atom(term)
     if isinstance(term, float):

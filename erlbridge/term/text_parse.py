@@ -21,7 +21,10 @@ logger = logging.getLogger(__name__)
 __all__ = ["MAX_TEXT_DEPTH", "parse_term", "parse_terms"]
 
 #: Nesting limit of the text parser (containers inside containers).
-MAX_TEXT_DEPTH = 200
+MAX_TEXT_DEPTH = 400
+#: Python refuses int(str) beyond this many digits (CVE-2020-10735); longer numbers
+#: are converted chunk by chunk.
+_DIGIT_CHUNK = 4000
 
 _WS = re.compile(r"(?:\s+|%[^\n]*)+")
 _NAME = re.compile(r"[a-zß-öø-ÿ][A-Za-z0-9_@À-ÖØ-öø-ÿ]*")
@@ -63,6 +66,17 @@ _BIT_TYPES = frozenset(
         "native",
     ]
 )
+
+
+def _to_int(digits: str, base: int) -> int:
+    """``int(digits, base)`` without Python's limit on the number of digits."""
+    if len(digits) <= _DIGIT_CHUNK:
+        return int(digits, base)
+    value = 0
+    for start in range(0, len(digits), _DIGIT_CHUNK):
+        chunk = digits[start : start + _DIGIT_CHUNK]
+        value = value * base ** len(chunk) + int(chunk, base)
+    return value
 
 
 class _Token:
@@ -149,18 +163,20 @@ class _Parser:
         assert match is not None  # the caller saw a digit
         digits = match.group("int").replace("_", "")
         if match.group("frac") is not None:
+            if len(digits) > _DIGIT_CHUNK:
+                raise self.error("float literal too long", pos)
             add(_Token("float", float(digits + match.group("frac").replace("_", "")), pos))
         elif match.group("based") is not None:
             base = int(digits)
             if not 2 <= base <= 36:
                 raise self.error(f"integer base {base} is not in 2..36", pos)
             try:
-                value = int(match.group("based").replace("_", ""), base)
+                value = _to_int(match.group("based").replace("_", ""), base)
             except ValueError:
                 raise self.error(f"bad digits for base {base}", pos) from None
             add(_Token("int", value, pos))
         else:
-            add(_Token("int", int(digits), pos))
+            add(_Token("int", _to_int(digits, 10), pos))
         end = match.end()
         if end < len(self.text) and (self.text[end].isalnum() or self.text[end] == "_"):
             raise self.error("bad number", pos)
@@ -458,7 +474,11 @@ def parse_terms(text: str) -> list[Any]:
     Raises:
         TermSyntaxError: with 1-based ``line`` and ``column`` of the problem.
     """
-    return _Parser(text).terms()
+    parser = _Parser(text)
+    try:
+        return parser.terms()
+    except RecursionError:  # only when the caller is already deep in the stack
+        raise parser.error("term nested too deeply for the Python stack", 0) from None
 
 
 def parse_term(text: str) -> Any:
@@ -470,7 +490,10 @@ def parse_term(text: str) -> Any:
     parser = _Parser(text)
     if parser.peek().kind == "eof":
         raise parser.error("expected a term", parser.peek().pos)
-    term = parser.term(0)
+    try:
+        term = parser.term(0)
+    except RecursionError:  # only when the caller is already deep in the stack
+        raise parser.error("term nested too deeply for the Python stack", 0) from None
     token = parser.next()
     if token.kind == "dot":
         token = parser.next()

@@ -250,8 +250,8 @@ def test_format_display_only_types() -> None:
     assert format_term(LocalTerm(b"")) == "#LocalTerm<0 bytes>"
     rec = NativeRecord(Atom("m"), Atom("r"), ((Atom("a"), 1),))
     assert format_term(rec) == "#m:r{a = 1}"
-    fun = Fun(b"p", Atom("m"), 0, 1, b"\x00" * 16, None, ())
-    assert format_term(fun) == "#Fun<m.1.0>"
+    fun = Fun(b"p", Atom("m"), 0, 1, b"\x00" * 16, 0, 7, None, ())
+    assert format_term(fun) == "#Fun<m.1.7>"
 
 
 @pytest.mark.parametrize("bad", [{1, 2}, object(), float("nan"), [float("inf")]])
