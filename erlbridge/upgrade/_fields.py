@@ -14,8 +14,8 @@ import logging
 from collections.abc import Iterable
 from typing import Any, TypeAlias
 
-from erlbridge.exceptions import EncodeError, ScriptError
-from erlbridge.term import Atom, ErlString, encode, format_term
+from erlbridge.exceptions import EncodeError, ScriptError, TermError
+from erlbridge.term import Atom, ErlString, encode, format_term, parse_terms
 
 logger = logging.getLogger(__name__)
 
@@ -224,3 +224,13 @@ def is_atom(value: Any, name: str) -> bool:
     if isinstance(value, bool):
         return name == ("true" if value else "false")
     return isinstance(value, str) and str.__str__(value) == name
+
+
+def parse_text(text: str) -> list[Any]:
+    """Parse like ``file:consult``; bad text raises ScriptError (rule ``syntax_error``)."""
+    try:
+        return parse_terms(text)
+    except TermError as exc:
+        raise ScriptError(
+            f"not Erlang term text: {exc}", instruction=text, rule="syntax_error"
+        ) from exc

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, TypeAlias
 
 from erlbridge.exceptions import ScriptError
-from erlbridge.term import Atom, ErlString, format_term, parse_terms
+from erlbridge.term import Atom, ErlString, format_term
 from erlbridge.upgrade import _fields as f
 from erlbridge.upgrade._fields import PurgeMethod, StartType, Timeout
 from erlbridge.upgrade.instructions import (
@@ -598,7 +598,7 @@ class Appup:
     @classmethod
     def from_text(cls, text: str) -> Appup:
         """Parse the text of an ``.appup`` file (exactly one term)."""
-        terms = parse_terms(text)
+        terms = f.parse_text(text)
         if len(terms) != 1:
             raise ScriptError(
                 f"an appup file holds exactly one term, got {len(terms)}", rule="bad_appup"

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from erlbridge.exceptions import ScriptError
-from erlbridge.term import ErlString, format_term, parse_terms
+from erlbridge.term import ErlString, format_term
 from erlbridge.upgrade import _fields as f
 from erlbridge.upgrade.script import Script, _text_of
 
@@ -140,7 +140,7 @@ class Relup:
     @classmethod
     def from_text(cls, text: str) -> Relup:
         """Parse a relup file's text (exactly one term)."""
-        terms = parse_terms(text)
+        terms = f.parse_text(text)
         if len(terms) != 1:
             raise ScriptError(
                 f"a relup file holds exactly one term, got {len(terms)}", rule="bad_relup"

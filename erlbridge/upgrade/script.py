@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any, overload
 
 from erlbridge.exceptions import ScriptError
-from erlbridge.term import encode, format_term, parse_terms
+from erlbridge.term import encode, format_term
 from erlbridge.upgrade import _fields as f
 from erlbridge.upgrade.instructions import (
     ApplicationInstruction,
@@ -359,7 +359,7 @@ class Script(Sequence[ScriptItem]):
     @classmethod
     def from_text(cls, text: str) -> Script:
         """Parse what :meth:`to_text` writes (the final ``.`` is optional)."""
-        terms = parse_terms(text if text.rstrip().endswith(".") else text + ".")
+        terms = f.parse_text(text if text.rstrip().endswith(".") else text + ".")
         if len(terms) != 1:
             raise ScriptError(
                 f"expected exactly one term (the instruction list), got {len(terms)}",
