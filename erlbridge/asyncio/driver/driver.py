@@ -408,6 +408,9 @@ class Driver:
             opts.append((Atom("code_change_timeout"), _ms(code_change_timeout)))
         check_terms = strip_barriers(terms)
         b_timeout = barrier_timeout or self.barrier_timeout
+        # The Python side fails a waiter at b_timeout (with a clear reason); the target-side
+        # call timeout is a little later, the backstop if the Python node is gone.
+        target_timeout = b_timeout + max(1.0, 0.1 * b_timeout)
         service: BarrierService | None = None
         run_tag = uuid.uuid4().hex[:8]
 
@@ -430,7 +433,7 @@ class Driver:
             script_n = terms
             if service is not None:
                 script_n = rewrite_barriers(terms, barrier_name=service.name_for(n), py_node=me,
-                                            target=n, timeout_ms=_ms(b_timeout))
+                                            target=n, timeout_ms=_ms(target_timeout))
             try:
                 await self._step(ctx, n, "eval", lambda: self._eval_script(
                     ctx, n, script_n, d["libdirs"], opts=opts, deadline=deadline))

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from erlbridge.exceptions import UpgradeFailed
+from erlbridge.term import format_term
 
 __all__ = [
     "NodeError",
@@ -58,10 +59,10 @@ def jsonable(term: Any) -> Any:
     anything else (pids, references, funs, ...) becomes ``str(term)``, which erlbridge
     types render in Erlang syntax.
     """
-    if term is None or isinstance(term, bool | int | float | str):
-        if isinstance(term, str):
-            return str(term)  # drop Atom subclass
+    if term is None or isinstance(term, bool | int | float):
         return term
+    if isinstance(term, str):
+        return term[:]  # a plain str: an Atom's bare name (str() would quote it)
     if isinstance(term, bytes | bytearray):
         try:
             return bytes(term).decode("utf-8")
@@ -75,7 +76,14 @@ def jsonable(term: Any) -> Any:
 
 
 def _short(term: Any, width: int = 60) -> str:
-    text = term if isinstance(term, str) else repr(jsonable(term))
+    """Erlang syntax for a term (plain text stays as is), shortened to ``width``."""
+    if type(term) is str:
+        text = term
+    else:
+        try:
+            text = format_term(term, width=1 << 30)
+        except Exception:  # display must never fail
+            text = repr(term)
     text = " ".join(str(text).split())
     return text if len(text) <= width else text[: width - 1] + "…"
 

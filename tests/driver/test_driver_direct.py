@@ -1,0 +1,254 @@
+"""Direct mode on real local 3-node clusters: code push, code_change, purge rules,
+Python-coordinated sync barriers, node failures at barriers."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from erlbridge.asyncio import Node
+from erlbridge.asyncio.driver import Driver, Status, read_journal
+from erlbridge.term import Atom
+from erlbridge.upgrade import (
+    Apply,
+    CodeChange,
+    Load,
+    LoadObjectCode,
+    PointOfNoReturn,
+    Resume,
+    Script,
+    Suspend,
+    SyncNodes,
+)
+
+pytestmark = pytest.mark.integration
+FACTOR = float(os.environ.get("ERLBRIDGE_TIMEOUT_FACTOR", "1"))
+
+
+def _node(c: Any) -> Node:
+    return Node(f"py{secrets.token_hex(3)}@127.0.0.1", cookie=c.cookie, epmd_port=c.epmd_port)
+
+
+def upgrade_srv(vsn: str, *extra: Any) -> Script:
+    return Script([
+        LoadObjectCode("drvt", vsn, ["drvt_srv"]),
+        PointOfNoReturn(),
+        *extra,
+        Suspend(["drvt_srv"]),
+        Load("drvt_srv"),
+        CodeChange([("drvt_srv", Atom("upgraded"))]),
+        Resume(["drvt_srv"]),
+    ])
+
+
+async def _states(node: Node, names: list[str]) -> list[Any]:
+    return [await node.rpc(n, "drvt_srv", "state", [], timeout=5) for n in names]
+
+
+def test_driver_direct_code_change_on_every_node(cluster3: Any, drvt: dict[str, Path],
+                                                 tmp_path: Path) -> None:
+    async def main() -> None:
+        async with _node(cluster3) as node:
+            await cluster3.connect_all(node)
+            for n in cluster3.names:
+                await node.rpc(n, "drvt_srv", "bump", [], timeout=5)
+            drv = Driver(node, cluster3.names, node_timeout=20 * FACTOR,
+                         journal=tmp_path / "j.jsonl")
+            ready = await drv.readiness(upgrade_srv("2"))
+            assert ready.ready, str(ready)
+            assert ready[cluster3.names[0]].otp_release
+            report = await drv.run_script(upgrade_srv("2"),
+                                          push_code={"drvt": drvt["2"] / "ebin"})
+            assert report.ok, str(report)
+            for o in report.outcomes:
+                assert [s.step for s in o.steps] == ["push", "lib_dirs", "preflight", "eval"]
+                assert o.value == []  # nothing left unpurged (brutal_purge)
+            states = await _states(node, cluster3.names)
+            assert all(s[0] == "2" and s[1] == ("state", 1, "upgraded") for s in states), states
+            st = read_journal(tmp_path / "j.jsonl")
+            assert all(st.nodes[n].state == "ok" for n in cluster3.names)
+
+    asyncio.run(main())
+
+
+def test_driver_direct_preflight_failure_changes_nothing(cluster3: Any,
+                                                         drvt: dict[str, Path]) -> None:
+    async def main() -> None:
+        async with _node(cluster3) as node:
+            await cluster3.connect_all(node)
+            bad = cluster3.names[1]
+            # drvt 2 ebin is pushed everywhere except `bad`, where lib_dirs points nowhere
+            drv = Driver(node, cluster3.names, node_timeout=20 * FACTOR)
+            report = await drv.run_script(upgrade_srv("2"),
+                                          push_code={"drvt": drvt["2"] / "ebin"})
+            assert report.ok
+            drv2 = Driver(node, cluster3.names, node_timeout=20 * FACTOR)
+            # version 3 is not on any disk and not pushed: check_script fails with no_such_file
+            r2 = await drv2.run_script(upgrade_srv("3"), lib_dirs={"drvt": "/nonexistent/drvt-3"})
+            assert not r2.ok
+            for o in r2.preflight:
+                assert o.status is Status.ERROR and o.step == "preflight"
+                assert o.error is not None and o.error.before_point_of_no_return is True
+                assert "no_such_file" in str(o.error.reason)
+            assert all(o.status is Status.SKIPPED and o.step == "eval" for o in r2.outcomes
+                       if o.status is not Status.ERROR)
+            states = await _states(node, cluster3.names)
+            assert all(s[0] == "2" for s in states), (bad, states)
+
+    asyncio.run(main())
+
+
+def _hold_script(vsn: str, purge: str) -> Script:
+    return Script([LoadObjectCode("drvt", vsn, ["drvt_hold"]), PointOfNoReturn(),
+                   Load("drvt_hold", purge, purge)])
+
+
+def test_driver_direct_soft_purge_refused_brutal_purge_kills(cluster3: Any,
+                                                             drvt: dict[str, Path]) -> None:
+    async def main() -> None:
+        async with _node(cluster3) as node:
+            await cluster3.connect_all(node)
+            push2 = {"drvt": drvt["2"] / "ebin"}
+            drv = Driver(node, cluster3.names, node_timeout=20 * FACTOR)
+            pids = [await node.rpc(n, "erlang", "whereis", [Atom("drvt_hold")], timeout=5)
+                    for n in cluster3.names]
+            # 1: soft load of v2: the holder keeps running v1 code (old code in use).
+            r1 = await drv.run_script(_hold_script("2", "soft_purge"), push_code=push2)
+            assert r1.ok, str(r1)
+            assert all(o.value == [("drvt_hold", "soft_purge")] for o in r1.outcomes), str(r1)
+            ready = await drv.readiness(_hold_script("3", "soft_purge"))
+            assert all(("drvt_hold" in n.old_code_modules) for n in ready.nodes), str(ready)
+            assert all(n.old_code_processes for n in ready.nodes), str(ready)
+            # 2: a soft_purge load of v3 is refused while old code runs; nothing changes.
+            push3 = {"drvt": drvt["3"] / "ebin"}
+            r2 = await drv.run_script(_hold_script("3", "soft_purge"), push_code=push3)
+            assert not r2.ok
+            for o in r2.preflight:
+                assert o.error is not None and o.error.reason == ("old_processes", "drvt_hold")
+            assert all(o.status is Status.SKIPPED for o in r2.outcomes if o.step == "eval")
+            # 3: brutal_purge kills the processes running old code (the supervisor restarts).
+            r3 = await drv.run_script(_hold_script("3", "brutal_purge"), push_code=push3)
+            assert r3.ok, str(r3)
+            after = [await node.rpc(n, "erlang", "whereis", [Atom("drvt_hold")], timeout=5)
+                     for n in cluster3.names]
+            assert all(a != b for a, b in zip(pids, after, strict=True))
+            ready = await drv.readiness(_hold_script("3", "soft_purge"))
+            assert not any(n.old_code_processes for n in ready.nodes), str(ready)
+
+    asyncio.run(main())
+
+
+def test_driver_direct_sync_barriers(cluster3: Any, drvt: dict[str, Path]) -> None:
+    async def main() -> None:
+        async with _node(cluster3) as node:
+            await cluster3.connect_all(node)
+            names = cluster3.names
+            script = upgrade_srv("2", SyncNodes("before_suspend", names))
+            # a second barrier at the end, and the barrier order is observable:
+            script = script + Script([SyncNodes("done", names)])
+            drv = Driver(node, names, node_timeout=20 * FACTOR, barrier_timeout=10 * FACTOR)
+            report = await drv.run_script(script, push_code={"drvt": drvt["2"] / "ebin"})
+            assert report.ok, str(report)
+            assert report.extra["barriers"] == ["before_suspend", "done"]
+            states = await _states(node, names)
+            assert all(s[0] == "2" for s in states)
+
+    asyncio.run(main())
+
+
+async def _wait_started(journal: Path, step: str, n: int, timeout: float) -> None:
+    """Wait until the journal shows ``step`` started on ``n`` nodes."""
+    end = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < end:
+        if journal.exists():
+            st = read_journal(journal)
+            if sum(1 for s in st.nodes.values() if step in s.in_doubt) >= n:
+                return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{step} did not start on {n} nodes")
+
+
+def test_driver_direct_barrier_released_when_node_killed(cluster3: Any, drvt: dict[str, Path],
+                                                         tmp_path: Path) -> None:
+    """One node dies while the others head for a barrier: they are released with an
+    error as soon as they arrive (not at the deadline); the dead node is nodedown."""
+
+    async def main() -> None:
+        async with _node(cluster3) as node:
+            await cluster3.connect_all(node)
+            names = cluster3.names
+            victim = names[2]
+            script = Script([
+                LoadObjectCode("drvt", "2", ["drvt_srv"]),
+                PointOfNoReturn(),
+                Apply("timer", "sleep", [int(2000 * FACTOR)]),
+                SyncNodes("b1", names),
+                Suspend(["drvt_srv"]), Load("drvt_srv"),
+                CodeChange([("drvt_srv", Atom("upgraded"))]), Resume(["drvt_srv"]),
+            ])
+            journal = tmp_path / "kill.jsonl"
+            drv = Driver(node, names, node_timeout=60 * FACTOR, barrier_timeout=40 * FACTOR,
+                         journal=journal)
+            task = asyncio.create_task(drv.run_script(script,
+                                                      push_code={"drvt": drvt["2"] / "ebin"}))
+            await _wait_started(journal, "eval", 3, 20 * FACTOR)
+            await asyncio.sleep(0.5 * FACTOR)
+            cluster3.kill(victim)
+            t0 = asyncio.get_running_loop().time()
+            report = await asyncio.wait_for(task, 30 * FACTOR)
+            elapsed = asyncio.get_running_loop().time() - t0
+            assert elapsed < 10 * FACTOR, elapsed  # released by the failure, not the deadline
+            assert report[victim].status is Status.NODEDOWN, str(report)
+            for n in names[:2]:
+                o = report[n]
+                assert o.status is Status.ERROR, str(report)
+                assert o.error is not None and "barrier_node_failed" in str(o.error.reason)
+                assert o.error.before_point_of_no_return is False
+                s = await node.rpc(n, "drvt_srv", "state", [], timeout=5)
+                assert s[0] == "1"  # the barrier came before the load
+
+    asyncio.run(main())
+
+
+def test_driver_direct_barrier_deadline_when_partitioned(cluster3: Any,
+                                                         drvt: dict[str, Path],
+                                                         tmp_path: Path) -> None:
+    """A node that stops (SIGSTOP: partitioned, not dead) never reaches the barrier:
+    the others are released with barrier_timeout at the deadline; nothing hangs."""
+    import signal
+
+    async def main() -> None:
+        async with _node(cluster3) as node:
+            await cluster3.connect_all(node)
+            names = cluster3.names
+            victim = names[0]
+            script = Script([
+                LoadObjectCode("drvt", "2", ["drvt_srv"]), PointOfNoReturn(),
+                Apply("timer", "sleep", [int(1500 * FACTOR)]),
+                SyncNodes("b1", names),
+                Suspend(["drvt_srv"]), Load("drvt_srv"), Resume(["drvt_srv"]),
+            ])
+            journal = tmp_path / "part.jsonl"
+            drv = Driver(node, names, node_timeout=12 * FACTOR, barrier_timeout=4 * FACTOR,
+                         journal=journal)
+            task = asyncio.create_task(drv.run_script(script,
+                                                      push_code={"drvt": drvt["2"] / "ebin"}))
+            await _wait_started(journal, "eval", 3, 20 * FACTOR)
+            os.kill(cluster3.procs[victim].pid, signal.SIGSTOP)
+            try:
+                report = await asyncio.wait_for(task, 30 * FACTOR)
+            finally:
+                os.kill(cluster3.procs[victim].pid, signal.SIGCONT)
+            assert report[victim].status in (Status.TIMEOUT, Status.NODEDOWN), str(report)
+            for n in names[1:]:
+                o = report[n]
+                assert o.status is Status.ERROR, str(report)
+                assert o.error is not None and "barrier_timeout" in str(o.error.reason), str(report)
+                assert o.duration < 12 * FACTOR
+
+    asyncio.run(main())
