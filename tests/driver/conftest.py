@@ -6,6 +6,7 @@ Real nodes, no mocks. Tests run their async body with ``asyncio.run`` (no plugin
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -145,10 +146,8 @@ class Cluster:
             if p.poll() is None:
                 p.kill()
         for p in self.procs.values():
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 p.wait(10)
-            except subprocess.TimeoutExpired:
-                pass
         env = {**os.environ, "ERL_EPMD_PORT": str(self.epmd_port)}
         subprocess.run(["epmd", "-kill"], env=env, capture_output=True, check=False)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -220,7 +221,6 @@ def test_driver_direct_barrier_deadline_when_partitioned(cluster3: Any,
                                                          tmp_path: Path) -> None:
     """A node that stops (SIGSTOP: partitioned, not dead) never reaches the barrier:
     the others are released with barrier_timeout at the deadline; nothing hangs."""
-    import signal
 
     async def main() -> None:
         async with _node(cluster3) as node:
