@@ -192,8 +192,25 @@ class DistProtocol(asyncio.Protocol):
         if conn is None or self._closed:
             return
         conn.send(message)
+        self._schedule_flush()
+
+    def send_encoded(self, control: bytes, payload: bytes = b"") -> None:
+        """Like :meth:`send` for terms already encoded (131-prefixed)."""
+        conn = self.conn
+        if conn is None or self._closed:
+            return
+        conn.send_encoded(control, payload)
+        self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
+        # The first send of a loop iteration is written at once (lowest latency for a
+        # lone caller); later ones in the same iteration are batched into one write by
+        # the flush that the first one scheduled.
         if not self._flush_scheduled:
             self._flush_scheduled = True
+            conn = self.conn
+            assert conn is not None and self.transport is not None
+            self.transport.write(conn.data_to_send())
             self._loop.call_soon(self.flush)
 
     def flush(self) -> None:

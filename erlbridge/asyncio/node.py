@@ -13,6 +13,7 @@ import logging
 import os
 import secrets
 import socket
+import struct
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -43,7 +44,7 @@ from erlbridge.exceptions import (
 from erlbridge.protocol import control as c
 from erlbridge.protocol.flags import default_flags
 from erlbridge.protocol.handshake import Connected, Handshake, NameReceived, Role
-from erlbridge.term import Atom, Pid, Reference
+from erlbridge.term import Atom, Pid, Reference, encode
 
 __all__ = ["Node", "NodeEvent", "resolve_cookie"]
 
@@ -63,6 +64,7 @@ YES = Atom("yes")
 IS_AUTH = Atom("is_auth")
 SEND_STDOUT = Atom("send_stdout_to_caller")
 _MAX_ID = (1 << 32) - 1
+_REF_IDS = struct.Struct(">III")
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +206,9 @@ class Node:
         self._unlink_ids = itertools.count(1)
         self._ref_salt = secrets.randbits(32)
         self._rpc: RpcEndpoint | None = None
+        self._targets: dict[str, Atom] = {}
+        self._ctl_cache: dict[tuple[Pid, Any], bytes] = {}
+        self._call_head = b""
         self._io: IoServer | None = None
 
     def __repr__(self) -> str:
@@ -255,6 +260,11 @@ class Node:
         self._started = True
         self._rpc = RpcEndpoint(self, self._new_pid())
         self._add_endpoint(self._rpc)
+        # {'$gen_call', {RpcPid, #Ref<...  up to the ref's id words (see _call)
+        ref_head = encode(Reference(self.name, self.creation, (0, 0, 0)))[1:-12]
+        self._call_head = (
+            b"\x83h\x03" + encode(GEN_CALL)[1:] + b"h\x02" + encode(self._rpc.pid)[1:] + ref_head
+        )
         self._io = IoServer(self, self._new_pid(), self._output)
         self._add_endpoint(self._io)
         net_kernel = _NetKernel(self, self._new_pid())
@@ -919,35 +929,75 @@ class Node:
             dest if isinstance(dest, Pid) else (as_atom(dest[0]), full),
             request,
             timeout=timeout,
-            what=f"call to {dest}",
+            what=lambda: f"call to {dest}",
         )
 
+    def _target(self, node: str) -> Atom:
+        """The full node name for ``node`` (``name@host[:port]``), cached for the hot path."""
+        full = self._targets.get(node)
+        if full is None:
+            full = as_atom(_split_target(node)[0])
+            if len(self._targets) < 4096:
+                self._targets[node] = full
+        return full
+
+    def _ctl_bytes(self, from_pid: Pid, dest: Any) -> bytes:
+        """Encoded control term (with 131) for a message from ``from_pid`` to ``dest``;
+        cached for registered-name destinations, the rpc hot path (``rex``)."""
+        key = (from_pid, dest)
+        ctl = self._ctl_cache.get(key)
+        if ctl is None:
+            if isinstance(dest, Pid):
+                message: c.ControlMessage = c.SendSender(from_pid, dest, None)
+            else:
+                message = c.RegSend(from_pid, dest[0], None)
+            ctl = encode(message.to_term()[0])
+            if not isinstance(dest, Pid) and len(self._ctl_cache) < 1024:
+                self._ctl_cache[key] = ctl
+        return ctl
+
     async def _call(
-        self, node: str, full: Atom, dest: Any, request: Any, *, timeout: float | None, what: str
+        self,
+        node: str,
+        full: Atom,
+        dest: Any,
+        request: Any,
+        *,
+        timeout: float | None,
+        what: Callable[[], str],
     ) -> Any:
-        loop = self._require_started()
+        """One ``gen_server`` call from the shared reply pid; the request frame is built from
+        cached bytes (control term, ``{'$gen_call', {Pid, ...`` head) plus the encoded ref
+        and request, so a call costs one encode of the request and no control dataclass."""
+        loop = self._loop
         rpc = self._rpc
-        assert rpc is not None
+        if rpc is None or loop is None or self._closed:
+            self._require_started()
+            raise AssertionError("unreachable")
         peer = self._peers.get(full)
         if peer is None or not peer.up:
             peer = self._peer_for(node)
             await self._wait_connected(peer, self.connect_timeout if timeout is None else timeout)
-        ref = self.make_ref()
+        proto = peer.proto
+        assert proto is not None
+        n = next(self._ref_ids)
+        ids = (n & 0x3FFFF, (n >> 18) & _MAX_ID, self._ref_salt)
+        ref = Reference(self.name, self.creation, ids)
         fut: asyncio.Future[Any] = loop.create_future()
         rpc.calls[ref] = fut
         peer.calls.add(ref)
+        payload = b"".join((self._call_head, _REF_IDS.pack(*ids), encode(request)[1:]))
+        proto.send_encoded(self._ctl_bytes(rpc.pid, dest), payload)
+        timer = None if timeout is None else loop.call_later(timeout, _expire, fut)
         try:
-            self._route(rpc.pid, dest, (GEN_CALL, (rpc.pid, ref), request))
-            proto = peer.proto
-            if proto is not None and proto.paused:
+            if proto.paused:
                 await proto.drain()
-            if timeout is None:
-                return await fut
-            async with asyncio.timeout(timeout):
-                return await fut
-        except TimeoutError as exc:
-            raise Timeout(what, timeout) from exc
+            return await fut
+        except _Expired as exc:
+            raise Timeout(what(), timeout) from exc
         finally:
+            if timer is not None:
+                timer.cancel()
             rpc.calls.pop(ref, None)
             peer.calls.discard(ref)
 
@@ -968,8 +1018,11 @@ class Node:
         connection errors of :meth:`connect`.
         """
         request_args = list(args)
-        full = as_atom(_split_target(node)[0])
-        what = f"rpc {module}:{function}/{len(request_args)} on {full}"
+        full = self._target(node)
+
+        def what() -> str:
+            return f"rpc {module}:{function}/{len(request_args)} on {full}"
+
         if not capture_output:
             assert self._io is not None
             request = (CALL, as_atom(module), as_atom(function), request_args, self._io.pid)
@@ -985,7 +1038,7 @@ class Node:
         call: tuple[Any, ...],
         *,
         timeout: float | None,
-        what: str,
+        what: Callable[[], str],
     ) -> RpcResult:
         loop = self._require_started()
         peer = self._peers.get(full)
@@ -1009,7 +1062,7 @@ class Node:
                 async with asyncio.timeout(timeout):
                     reply = await fut
         except TimeoutError as exc:
-            raise Timeout(what, timeout) from exc
+            raise Timeout(what(), timeout) from exc
         finally:
             self._endpoints.pop(endpoint.pid, None)
             self._rpc.calls.pop(ref, None)
@@ -1058,6 +1111,15 @@ class Node:
             self._peer_for(node)
         request = (CAST, as_atom(module), as_atom(function), list(args), self._io.pid)
         self._send_control(full, c.RegSend(self._rpc.pid, REX, (GEN_CAST, request)))
+
+
+class _Expired(Exception):
+    """Internal: a call's deadline passed."""
+
+
+def _expire(fut: asyncio.Future[Any]) -> None:
+    if not fut.done():
+        fut.set_exception(_Expired())
 
 
 def _alias_of(tag: Any) -> Reference | None:

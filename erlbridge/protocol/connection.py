@@ -174,6 +174,15 @@ class DistConnection:
             self._out.append(pay)
         self._wrote_since_timer = True
 
+    def send_encoded(self, control: bytes, payload: bytes = b"") -> None:
+        """Queue a message whose control (and payload) terms are already encoded, each with
+        its 131 version byte. The hot path uses this to reuse cached control terms."""
+        size = len(control) + len(payload) + 1
+        self._out.append(size.to_bytes(4, "big") + _HEADER + control)
+        if payload:
+            self._out.append(payload)
+        self._wrote_since_timer = True
+
     def data_to_send(self) -> bytes:
         """Everything queued since the last call, as one buffer."""
         if not self._out:
