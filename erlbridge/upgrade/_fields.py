@@ -220,10 +220,13 @@ def is_tuple(value: Any, size: int) -> bool:
 
 
 def is_atom(value: Any, name: str) -> bool:
-    """True if ``value`` is the atom ``name`` (true/false arrive as bool)."""
+    """True if ``value`` (a parsed or decoded term) is the atom ``name``.
+
+    Strict: a plain ``str`` is a binary, not an atom; true/false arrive as bool.
+    """
     if isinstance(value, bool):
         return name == ("true" if value else "false")
-    return isinstance(value, str) and str.__str__(value) == name
+    return isinstance(value, Atom) and str.__str__(value) == name
 
 
 def parse_text(text: str) -> list[Any]:

@@ -79,7 +79,8 @@ def _change(value: Any) -> Change:
         return value
     if isinstance(value, str) and value == "soft":
         return SOFT
-    if f.is_tuple(value, 2) and f.is_atom(value[0], "advanced"):
+    if f.is_tuple(value, 2) and isinstance(value[0], str) and value[0] == "advanced":
+        # the first element is an atom by the field's definition, so a str is taken as one
         return Advanced(value[1])
     raise f.fail(
         f"change must be soft or {{advanced, Extra}}, got {f.show(value)}",

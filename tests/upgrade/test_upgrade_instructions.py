@@ -176,6 +176,12 @@ def test_constructor_validation(make: Any, rule: str) -> None:
     assert str(info.value)
 
 
+def test_errors_show_python_values_without_erlang_form() -> None:
+    with pytest.raises(ScriptError) as info:
+        Load(object())  # type: ignore[arg-type]
+    assert "object object at" in str(info.value)
+
+
 def test_constructor_accepts_edge_values() -> None:
     assert Suspend([("m", 0)]).modules == (("m", 0),)
     assert LoadObjectCode("d", [50, 46, 48], []).lib_vsn == ErlString("2.0")

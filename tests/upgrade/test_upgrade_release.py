@@ -259,6 +259,8 @@ def test_eval_outcome_failures_know_their_phase() -> None:
     assert out.phase is Phase.AFTER_POINT_OF_NO_RETURN and out.kind == "code_change_failed"
     out = EvalOutcome.from_reply(T("{'EXIT',{sync_error,{nodedown,a@b}}}"))
     assert out.phase is Phase.AFTER_POINT_OF_NO_RETURN and out.kind == "sync_error"
+    assert EvalOutcome.from_reply(True).kind == "unexpected_reply"
+    assert EvalOutcome.from_reply(("ok", [])).kind == "unexpected_reply"  # "ok" is a binary
     for weird in ("ok", "{ok,[x]}", "{ok,[{m,hard}]}", "{ok,[{m,1}]}", "{ok,x}", "{what,x}", "[]"):
         out = EvalOutcome.from_reply(T(weird))
         assert out.failed and out.phase is Phase.UNKNOWN and out.kind == "unexpected_reply"
