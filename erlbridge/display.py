@@ -1,9 +1,10 @@
 """Rendering helpers shared by reports, the CLI and notebooks.
 
-Pure functions over plain rows: no I/O, no printing, no third-party import at module load,
-so any layer may use them (the driver's reports build their ``_repr_html_`` and text tables
-here). Notebook-only pieces (:class:`CellProgress`) import IPython lazily and degrade to
-doing nothing outside a kernel.
+Mostly pure functions over plain rows: no printing, no third-party import at module load.
+Notebook-only pieces (:class:`CellProgress`, :func:`kernel_node`) import IPython or the
+node lazily and degrade to doing nothing outside a kernel. :class:`JournalFollower` and
+:func:`watch_run` read a driver journal while a run goes on (the one place with file I/O),
+so the CLI, the demo and notebooks show the same live per-node progress.
 
 Contracts:
 
@@ -17,14 +18,27 @@ Contracts:
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import html
+import json
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
 
 from erlbridge.term import ErlString, format_term
+
+T = TypeVar("T")
+
+
+class ProgressSink(Protocol):
+    """Anything that shows per-node progress (CLI lines, a notebook cell)."""
+
+    def update(self, node: str, status: str, detail: str = "") -> None: ...
+
 
 __all__ = [
     "erlang_text",
@@ -33,7 +47,12 @@ __all__ = [
     "STATUS_STYLES",
     "CellProgress",
     "Table",
+    "JournalFollower",
+    "ProgressSink",
+    "close_kernel_nodes",
     "format_duration",
+    "kernel_node",
+    "watch_run",
     "html_table",
     "status_style",
     "text_table",
@@ -45,6 +64,8 @@ STATUS_STYLES: Mapping[str, str] = {
     "ok": "green",
     "pong": "green",
     "ready": "green",
+    "yes": "green",
+    "no": "red",
     "permanent": "green",
     "current": "cyan",
     "done": "green",
@@ -340,3 +361,123 @@ class CellProgress:
             self._handle = display(html_obj, display_id=True)  # type: ignore[no-untyped-call]
         else:
             self._handle.update(html_obj)
+
+
+class JournalFollower:
+    """Turns the driver's journal into per-node progress while a run is going on.
+
+    The driver appends (and flushes) a ``started`` record before each step and a
+    ``finished`` record after it; reading the new lines every ``interval_seconds`` gives
+    live progress without any callback API. Only records after ``offset`` are read, so
+    earlier runs in the same file are ignored.
+    """
+
+    def __init__(self, path: Path, progress: ProgressSink, *, interval_seconds: float = 0.2):
+        self.path = path
+        self.progress = progress
+        self.interval_seconds = interval_seconds
+        self.offset = path.stat().st_size if path.exists() else 0
+        self._partial = ""
+
+    def poll(self) -> None:
+        """Read what was appended since the last poll and update the progress lines."""
+        if not self.path.exists():
+            return
+        with self.path.open(encoding="utf-8") as file:
+            file.seek(self.offset)
+            chunk = file.read()
+            self.offset = file.tell()
+        lines = (self._partial + chunk).split("\n")
+        self._partial = lines.pop()  # an incomplete last line waits for the next poll
+        for line in lines:
+            if line.strip():
+                try:
+                    self.apply(json.loads(line))
+                except ValueError:
+                    continue
+
+    def apply(self, record: dict[str, Any]) -> None:
+        node, step, event = record.get("node"), record.get("step"), record.get("event")
+        if not node or not step:
+            return
+        if event == "started":
+            self.progress.update(node, f"{step}…")
+        elif event == "finished":
+            status = str(record.get("status", ""))
+            detail = ""
+            outcome = record.get("outcome") or {}
+            error = outcome.get("error") if isinstance(outcome, dict) else None
+            if isinstance(error, dict):
+                detail = str(error.get("message") or error.get("reason_text") or "")
+            word = f"{step} {status}" if status == "ok" else status
+            self.progress.update(node, word if status != "ok" else f"{step} done", detail)
+
+    async def follow(self) -> None:
+        """Poll until cancelled (then poll once more so nothing is missed)."""
+        try:
+            while True:
+                await asyncio.sleep(self.interval_seconds)
+                self.poll()
+        finally:
+            self.poll()
+
+
+async def watch_run(run: Awaitable[T], *, journal: Path, progress: ProgressSink) -> T:
+    """Await a driver operation while showing its per-node progress.
+
+    ``journal`` must be the path the :class:`~erlbridge.asyncio.driver.Driver` was given;
+    its records drive ``progress``. When the run returns a report, every node's final
+    status (and error) is shown last.
+    """
+    follower = JournalFollower(journal, progress)
+    task = asyncio.create_task(follower.follow())
+    try:
+        result = await run
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    for outcome in getattr(result, "outcomes", ()):
+        detail = "" if outcome.error is None else str(outcome.error)
+        progress.update(plain(outcome.node), str(outcome.status), detail)
+    return result
+
+
+# -- notebooks ---------------------------------------------------------------------------
+
+_KERNEL_NODES: dict[str, Any] = {}
+
+
+def kernel_node(name: str, **options: Any) -> Any:
+    """A started :class:`erlbridge.sync.Node` that survives re-running the cell.
+
+    Notebooks re-run cells; ``node = Node(...); node.start()`` in a cell would start one
+    more node (and leave the previous one connected) each time. ``kernel_node`` keeps one
+    node per ``name`` for the kernel's lifetime: called again with the same name it closes
+    the previous node first, so at most one node per name is ever running, whatever the
+    number of re-runs. ``options`` are :class:`erlbridge.sync.Node`'s. All such nodes are
+    closed when the interpreter exits (or by :func:`close_kernel_nodes`).
+    """
+    from erlbridge.sync import Node  # noqa: PLC0415 (display must stay importable from anywhere)
+
+    previous = _KERNEL_NODES.pop(name, None)
+    if previous is not None:
+        previous.close()
+    node = Node(name, **options)
+    node.start()
+    if not _KERNEL_NODES:
+        import atexit  # noqa: PLC0415
+
+        atexit.register(close_kernel_nodes)
+    _KERNEL_NODES[name] = node
+    return node
+
+
+def close_kernel_nodes() -> int:
+    """Close every node :func:`kernel_node` started; returns how many were open."""
+    count = 0
+    while _KERNEL_NODES:
+        _, node = _KERNEL_NODES.popitem()
+        node.close()
+        count += 1
+    return count

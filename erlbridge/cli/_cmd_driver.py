@@ -8,7 +8,8 @@ code is 0 when every node is ok, 1 when some node failed, 3 when no target was r
 
 from __future__ import annotations
 
-import inspect
+import contextlib
+import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -28,9 +29,9 @@ from erlbridge.cli._common import (
     split_nodes,
     targets_options,
 )
-from erlbridge.cli._output import NodeProgress, Output
+from erlbridge.cli._output import Output
 from erlbridge.cli._scriptfile import load_script_for_run
-from erlbridge.display import Table, erlang_text, plain
+from erlbridge.display import Table, erlang_text, plain, watch_run
 
 __all__ = ["downgrade", "readiness", "run", "upgrade"]
 
@@ -86,25 +87,6 @@ def policy_options(function: Any) -> Any:
     return function
 
 
-def _progress_kwargs(method: Callable[..., Any], progress: NodeProgress) -> dict[str, Any]:
-    """Pass our progress callback under the name the driver method accepts, if any."""
-    params = inspect.signature(method).parameters
-    for name in ("on_progress", "progress"):
-        if name in params:
-            return {name: lambda event: _on_event(progress, event)}
-    return {}
-
-
-def _on_event(progress: NodeProgress, event: Any) -> None:
-    node = getattr(event, "node", None)
-    if node is None:
-        return
-    status = str(getattr(event, "status", "") or getattr(event, "event", "") or "")
-    step = str(getattr(event, "step", "") or "")
-    detail = str(getattr(event, "detail", "") or "")
-    progress.update(str(node), f"{step} {status}".strip() if step else status, detail)
-
-
 def _report_table(report: Any) -> Table:
     rows = []
     for outcome in report.outcomes:
@@ -154,8 +136,8 @@ async def _with_driver(
     target_opts: dict[str, Any],
     policy: dict[str, Any],
     output: Output,
-    title: str,
-    action: Callable[[Any, NodeProgress], Awaitable[Any]],
+    title: str | None,
+    action: Callable[[Any], Awaitable[Any]],
 ) -> Any:
     """Open the node, resolve and reach the targets, build the Driver, run ``action``."""
     from erlbridge.asyncio.driver import Driver  # noqa: PLC0415
@@ -170,9 +152,17 @@ async def _with_driver(
         for name, error in unreachable.items():
             output.warn(f"{name} is unreachable: {error}")
         journal = policy.pop("journal_path", None)
-        driver = Driver(node, targets, journal=journal, **policy)
-        with output.progress(title, targets) as progress:
-            return await action(driver, progress)
+        if title is None:  # nothing to follow (readiness writes no journal)
+            output.note(f"asking {len(targets)} node(s)…")
+            return await action(Driver(node, targets, **policy))
+        with contextlib.ExitStack() as stack:
+            if journal is None:
+                # The progress display reads the journal: use a throw-away one.
+                tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="erlbridge-"))
+                journal = Path(tmp) / "run.journal"
+            driver = Driver(node, targets, journal=journal, **policy)
+            with output.progress(title, targets) as progress:
+                return await watch_run(action(driver), journal=Path(journal), progress=progress)
 
 
 def _finish(output: Output, report: Any, json_mode: bool) -> None:
@@ -226,9 +216,8 @@ def readiness(*, json_mode: bool, script_file: Path | None, **kwargs: Any) -> No
     conn, targets, _ = _split_kwargs(kwargs)
     script = load_script_for_run(script_file, None) if script_file else None
 
-    async def action(driver: Any, progress: NodeProgress) -> Any:
-        options: dict[str, Any] = {"script": script} if script is not None else {}
-        return await driver.readiness(**options, **_progress_kwargs(driver.readiness, progress))
+    async def action(driver: Any) -> Any:
+        return await driver.readiness(script)
 
     report = run_async(
         lambda: _with_driver(
@@ -236,15 +225,19 @@ def readiness(*, json_mode: bool, script_file: Path | None, **kwargs: Any) -> No
             target_opts=targets,
             policy={},
             output=output,
-            title="readiness",
+            title=None,
             action=action,
         )
     )
     if json_mode:
         output.json(report.to_dict())
     else:
-        output.line(str(report))
-    if not getattr(report, "ok", True):
+        rows = tuple(tuple(r) for r in report._rows())
+        output.table(Table(report._HEADERS, rows, report._caption(), "ready"))
+        for item in report.nodes:
+            for note in item.notes:
+                output.note(f"{item.node}: {note}")
+    if not report.ready:
         raise SystemExit(EXIT_FAILED)
 
 
@@ -306,10 +299,8 @@ def run(
     if code_change_timeout is not None:
         options["code_change_timeout"] = code_change_timeout
 
-    async def action(driver: Any, progress: NodeProgress) -> Any:
-        return await driver.run_script(
-            script, **options, **_progress_kwargs(driver.run_script, progress)
-        )
+    async def action(driver: Any) -> Any:
+        return await driver.run_script(script, **options)
 
     report = run_async(
         lambda: _with_driver(
@@ -352,14 +343,12 @@ def upgrade(*, release: str, no_permanent: bool, json_mode: bool, **kwargs: Any)
     conn, targets, policy = _split_kwargs(kwargs)
     path = Path(release)
     source: Any = path if release.endswith((".tar.gz", ".tgz")) else release
+    # (the driver uploads a Path; a plain string is a version already unpacked)
     if isinstance(source, Path) and not path.is_file():
         raise click.BadParameter(f"no such file: {release}", param_hint="TARBALL")
 
-    async def action(driver: Any, progress: NodeProgress) -> Any:
-        options: dict[str, Any] = {}
-        if no_permanent:
-            options["make_permanent"] = False
-        return await driver.upgrade(source, **options, **_progress_kwargs(driver.upgrade, progress))
+    async def action(driver: Any) -> Any:
+        return await driver.upgrade(source, permanent=not no_permanent)
 
     report = run_async(
         lambda: _with_driver(
@@ -394,13 +383,8 @@ def downgrade(*, vsn: str, no_permanent: bool, json_mode: bool, **kwargs: Any) -
     output = Output(json_mode=json_mode)
     conn, targets, policy = _split_kwargs(kwargs)
 
-    async def action(driver: Any, progress: NodeProgress) -> Any:
-        options: dict[str, Any] = {}
-        if no_permanent:
-            options["make_permanent"] = False
-        return await driver.downgrade(
-            vsn, **options, **_progress_kwargs(driver.downgrade, progress)
-        )
+    async def action(driver: Any) -> Any:
+        return await driver.downgrade(vsn, permanent=not no_permanent)
 
     report = run_async(
         lambda: _with_driver(
