@@ -8,7 +8,8 @@
 %%
 %% Starts distribution itself (so pids, ports and references come from a real
 %% distributed node); set ERL_EPMD_PORT to use a private epmd. Each vector has:
-%%   name, stable (false when the bytes differ from run to run: pids, refs, ports),
+%%   name, stable (false when the bytes differ from run to run: pids, refs, ports, funs
+%%   (their module name holds the escript's compile time)),
 %%   roundtrip (false for LOCAL_EXT, which only the encoding node instance can read),
 %%   plain, minor0, minor2, compressed, compressed2 (hex; compressed2 is
 %%   [compressed, {minor_version, 2}]; any of the last four is "" when it equals
@@ -131,9 +132,9 @@ corpus() ->
      %% funs and exports
      {"export_map", fun lists:map/2, []}, {"export_plus", fun erlang:'+'/2, []},
      {"export_quoted", fun 'Mod':'Fun'/0, []},
-     {"fun_0", fun() -> ok end, [notext]},
-     {"fun_closure", fun(X) -> X + Y end, [notext]},
-     {"fun_closure_bin", fun() -> {Bin, Y} end, [notext]},
+     {"fun_0", fun() -> ok end, [unstable, notext]},
+     {"fun_closure", fun(X) -> X + Y end, [unstable, notext]},
+     {"fun_closure_bin", fun() -> {Bin, Y} end, [unstable, notext]},
      %% pids, ports, references from this distributed node
      {"pid_self", self(), [unstable, notext]}, {"pid_spawned", Pid, [unstable, notext]},
      {"pid_init", whereis(init), [unstable, notext]},
@@ -149,7 +150,7 @@ corpus() ->
       [unstable, notext]},
      %% real replies
      {"which_applications", Apps, []},
-     {"app_keys", application:get_all_key(kernel), []},
+     {"app_keys", application:get_all_key(kernel), [unstable]},
      {"record_tuple", {person, "Joe", 42, [erlang]}, []}
     ] ++ version_specific(Pid).
 
