@@ -152,9 +152,10 @@ async def _with_driver(
         for name, error in unreachable.items():
             output.warn(f"{name} is unreachable: {error}")
         journal = policy.pop("journal_path", None)
-        if title is None:  # nothing to follow (readiness writes no journal)
-            output.note(f"asking {len(targets)} node(s)…")
-            return await action(Driver(node, targets, **policy))
+        if title is None:  # readiness: no journal to follow, ask reachable nodes only
+            reachable = [t for t in targets if t not in unreachable]
+            output.note(f"asking {len(reachable)} node(s)…")
+            return await action(Driver(node, reachable, **policy)), unreachable
         with contextlib.ExitStack() as stack:
             if journal is None:
                 # The progress display reads the journal: use a throw-away one.
@@ -229,15 +230,23 @@ def readiness(*, json_mode: bool, script_file: Path | None, **kwargs: Any) -> No
             action=action,
         )
     )
+    report, unreachable = report
     if json_mode:
-        output.json(report.to_dict())
+        data = report.to_dict()
+        data["unreachable"] = unreachable
+        data["ready"] = data["ready"] and not unreachable
+        output.json(data)
     else:
         rows = tuple(tuple(r) for r in report._rows())
+        rows += tuple(
+            (name, "no", "", "", "", "", "", f"unreachable: {why}")
+            for name, why in unreachable.items()
+        )
         output.table(Table(report._HEADERS, rows, report._caption(), "ready"))
         for item in report.nodes:
             for note in item.notes:
                 output.note(f"{item.node}: {note}")
-    if not report.ready:
+    if not report.ready or unreachable:
         raise SystemExit(EXIT_FAILED)
 
 
