@@ -1,0 +1,53 @@
+"""Test support: clusters of real Erlang nodes and plain-Erlang clients (L4).
+
+No pytest here; :mod:`erlbridge.pytest_plugin` wraps these in fixtures.
+
+Public API::
+
+    ClusterNode(index, name, address)        one node of a cluster
+    Cluster                                  base: start/close, eval, ping, wait_ready,
+                                             kill/pause/unpause/restart/disconnect/reconnect,
+                                             logs, observer(), node_names, cookie, epmd_port
+    LocalCluster(release_tarball=..., workdir=..., size=3, ...)
+    DockerCluster(network=..., otp="27", workdir=..., size=3, ...)  (in .docker_cluster)
+    DockerNetwork(client).create() / .remove()
+    CookieHome(path, cookie)                 private HOME with a 0400 .erlang.cookie
+    ErlCall(home=..., epmd_port=...)         erl_call: eval(node, expr) -> ~p text, ping(node)
+    ObserverNode(home=..., epmd_port=...)    plain erl node reporting nodeup/nodedown
+    run_escript(script, args, home=..., epmd_port=...)
+    fixture_tarballs(...)                    find (or build) the fixture release tarballs
+"""
+
+from erlbridge.testing.cluster import Cluster, ClusterNode, LocalCluster, NodeRef, free_port
+from erlbridge.testing.erlang import (
+    CookieHome,
+    ErlCall,
+    NodeEvent,
+    ObserverNode,
+    find_erl,
+    find_erl_call,
+    local_otp_release,
+    new_cookie,
+    run_escript,
+)
+from erlbridge.testing.fixture_release import FIXTURE_VERSIONS, fixture_tarballs, repo_root
+
+__all__ = [
+    "FIXTURE_VERSIONS",
+    "Cluster",
+    "ClusterNode",
+    "CookieHome",
+    "ErlCall",
+    "LocalCluster",
+    "NodeEvent",
+    "NodeRef",
+    "ObserverNode",
+    "find_erl",
+    "find_erl_call",
+    "fixture_tarballs",
+    "free_port",
+    "local_otp_release",
+    "new_cookie",
+    "repo_root",
+    "run_escript",
+]

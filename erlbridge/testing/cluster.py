@@ -1,0 +1,534 @@
+"""Clusters of fixture-release nodes for tests (L4; plain classes, no pytest).
+
+A :class:`Cluster` starts N nodes of the fixture release (``erlang_fixtures/``), waits
+until each answers, and offers fault helpers: kill, pause/unpause, restart, disconnect /
+reconnect (a network partition of one node). Two backends share this API:
+
+* :class:`LocalCluster` -- target systems extracted from the 1.0.0 tarball into a work
+  directory, each started with its own ``bin/fixture foreground`` and the machine's OTP,
+  all registered with a private ``epmd`` on a free port (``ERL_EPMD_PORT``).
+* :class:`erlbridge.testing.docker.DockerCluster` -- containers of the
+  ``erlbridge-node:otpNN`` images on a Docker network made for the test session.
+
+Node names are long names with IP addresses (``fixture1@127.0.0.1``,
+``fixture@172.18.0.10``). Every node gets ``FIXTURE_CLUSTER`` (all node names) unless
+``sync_barrier=False``, so the 1.0.0 -> 2.0.0 relup's ``sync_nodes`` barrier waits for
+all of them. The cookie never appears on a command line (see :mod:`.erlang`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import tarfile
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from erlbridge.exceptions import InvalidState, NodeDown, Timeout
+from erlbridge.testing.erlang import CookieHome, ErlCall, ObserverNode, new_cookie
+
+__all__ = ["Cluster", "ClusterNode", "LocalCluster", "NodeRef", "free_port"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterNode:
+    """One node of a cluster: ``name`` is the full node name, ``address`` its IP."""
+
+    index: int
+    name: str
+    address: str
+
+    def __str__(self) -> str:
+        return self.name
+
+
+NodeRef = ClusterNode | str | int
+"""A node given as :class:`ClusterNode`, node name, or index (0-based)."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that was free on ``host`` a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+class Cluster(ABC):
+    """N fixture-release nodes sharing a cookie; a context manager.
+
+    Options (keyword-only): ``size`` nodes; ``cookie`` (default: random);
+    ``net_ticktime`` seconds (None: OTP's 60) -- lower it to see partitions quickly;
+    ``erl_flags`` extra emulator flags (``ERL_FLAGS``); ``sync_barrier`` sets
+    ``FIXTURE_CLUSTER`` on every node; ``timeout_factor`` scales every wait.
+    """
+
+    backend: ClassVar[str]
+
+    def __init__(
+        self,
+        *,
+        size: int,
+        workdir: Path,
+        cookie: str | None = None,
+        net_ticktime: int | None = None,
+        erl_flags: str = "",
+        sync_barrier: bool = True,
+        timeout_factor: float = 1.0,
+    ) -> None:
+        if size < 1:
+            raise ValueError("a cluster needs at least one node")
+        self.size = size
+        self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.cookie = cookie or new_cookie()
+        self.net_ticktime = net_ticktime
+        self.erl_flags = erl_flags
+        self.sync_barrier = sync_barrier
+        self.timeout_factor = timeout_factor
+        self.home = CookieHome(workdir / "client-home", self.cookie)
+        self.nodes: tuple[ClusterNode, ...] = ()
+        self.epmd_port: int | None = None
+        self.otp_release: str | None = None
+        self._erl_call: ErlCall | None = None
+        self._observers: list[ObserverNode] = []
+        self._closed = False
+
+    # -- identity --------------------------------------------------------------------
+
+    @property
+    def node_names(self) -> list[str]:
+        """Full node names, in index order."""
+        return [n.name for n in self.nodes]
+
+    def node(self, ref: NodeRef) -> ClusterNode:
+        """The :class:`ClusterNode` for ``ref``; raises ``LookupError``."""
+        if isinstance(ref, ClusterNode):
+            return ref
+        if isinstance(ref, int):
+            return self.nodes[ref]
+        for n in self.nodes:
+            if n.name == ref:
+                return n
+        raise LookupError(f"no node {ref!r} in this cluster")
+
+    def _scaled(self, timeout: float) -> float:
+        return timeout * self.timeout_factor
+
+    def node_env(self, node: ClusterNode) -> dict[str, str]:
+        """The environment variables a node is started with (no cookie among them)."""
+        flags = self.erl_flags
+        if self.net_ticktime is not None:
+            flags = f"-kernel net_ticktime {self.net_ticktime} {flags}".strip()
+        env = {"NODE_NAME": node.name, "ERL_FLAGS": flags}
+        if self.sync_barrier:
+            env["FIXTURE_CLUSTER"] = ",".join(self.node_names)
+        return env
+
+    # -- talking to nodes (erl_call) ---------------------------------------------------
+
+    @property
+    def erl_call(self) -> ErlCall:
+        """An :class:`ErlCall` with this cluster's cookie and EPMD port."""
+        if self._erl_call is None:
+            self._erl_call = ErlCall(home=self.home, epmd_port=self.epmd_port)
+        return self._erl_call
+
+    def eval(self, ref: NodeRef, expr: str, *, timeout: float = 30.0) -> str:
+        """Evaluate Erlang ``expr`` on a node; returns the ``~p`` text (see ErlCall.eval)."""
+        return self.erl_call.eval(self.node(ref).name, expr, timeout=self._scaled(timeout))
+
+    def ping(self, ref: NodeRef, *, timeout: float = 3.0) -> bool:
+        """True when the node answers within ``timeout`` seconds."""
+        return self.erl_call.ping(self.node(ref).name, timeout=self._scaled(timeout))
+
+    def wait_ready(self, refs: Iterable[NodeRef] | None = None, *, timeout: float = 60.0) -> None:
+        """Wait until every node (or ``refs``) answers and runs the fixture app.
+
+        Raises :class:`NodeDown` when a node's process ended, :class:`Timeout` otherwise.
+        """
+        targets = [self.node(r) for r in refs] if refs is not None else list(self.nodes)
+        deadline = time.monotonic() + self._scaled(timeout)
+        pending = list(targets)
+        while pending:
+            for node in list(pending):
+                if not self.is_running(node):
+                    raise NodeDown(node.name, f"process ended while starting; log:\n"
+                                   f"{self.logs(node, tail_lines=40)}")
+                try:
+                    answer = self.erl_call.eval(
+                        node.name, "is_pid(whereis(fixture_server))", timeout=3.0)
+                except (NodeDown, Timeout):
+                    continue
+                except Exception:  # any answer but true: not ready yet
+                    continue
+                if answer == "true":
+                    pending.remove(node)
+            if not pending:
+                return
+            if time.monotonic() > deadline:
+                names = ", ".join(n.name for n in pending)
+                raise Timeout(f"waiting for nodes {names} to answer", self._scaled(timeout))
+            time.sleep(0.2)
+
+    def wait_unreachable(self, ref: NodeRef, *, timeout: float = 30.0) -> None:
+        """Wait until the node no longer answers; raises :class:`Timeout`."""
+        node = self.node(ref)
+        deadline = time.monotonic() + self._scaled(timeout)
+        while self.erl_call.ping(node.name, timeout=1.0):
+            if time.monotonic() > deadline:
+                raise Timeout(f"waiting for {node.name} to stop answering", timeout)
+            time.sleep(0.2)
+
+    def unresponsive_nodes(self) -> list[ClusterNode]:
+        """Nodes that do not answer a ping now (used to pick logs for a failed test)."""
+        return [n for n in self.nodes if not self.erl_call.ping(n.name, timeout=2.0)]
+
+    def observer(self, *, net_ticktime: int | None = None) -> ObserverNode:
+        """Start a plain-Erlang observer node for this cluster (closed with the cluster)."""
+        obs = ObserverNode(
+            home=self.home,
+            epmd_port=self.epmd_port,
+            host=self.client_host(),
+            net_ticktime=net_ticktime if net_ticktime is not None else self.net_ticktime,
+        )
+        obs.start(timeout=self._scaled(30.0))
+        self._observers.append(obs)
+        return obs
+
+    def client_host(self) -> str:
+        """The address the machine's Erlang clients use in their node names."""
+        return "127.0.0.1"
+
+    # -- life cycle ------------------------------------------------------------------
+
+    def start(self, *, timeout: float = 90.0) -> Cluster:
+        """Start every node and wait until all answer; returns self."""
+        try:
+            self._prepare()
+            for node in self.nodes:
+                self._start_node(node)
+            self.wait_ready(timeout=timeout)
+        except BaseException:
+            self.close()
+            raise
+        logger.info("%s cluster up: %s", self.backend, ", ".join(self.node_names))
+        return self
+
+    def close(self) -> None:
+        """Stop observers and nodes and free resources (idempotent; never raises)."""
+        if self._closed:
+            return
+        self._closed = True
+        for obs in self._observers:
+            try:
+                obs.close()
+            except Exception:  # cleanup must go on
+                logger.exception("closing observer")
+        try:
+            self._teardown()
+        except Exception:
+            logger.exception("tearing down %s cluster", self.backend)
+
+    def __enter__(self) -> Cluster:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def restart(self, ref: NodeRef, *, timeout: float = 60.0) -> None:
+        """Kill the node if it runs, start it again (same name, same files), wait ready."""
+        node = self.node(ref)
+        if self.is_running(node):
+            self.kill(node)
+        self._start_node(node)
+        self.wait_ready([node], timeout=timeout)
+
+    def reconnect(self, ref: NodeRef, *, timeout: float = 30.0) -> None:
+        """Undo :meth:`disconnect` and connect the node to its peers again."""
+        node = self.node(ref)
+        self._reconnect(node)
+        peers = [n.name for n in self.nodes if n != node and self.is_running(n)]
+        deadline = time.monotonic() + self._scaled(timeout)
+        while True:
+            try:
+                expr = f"[net_kernel:connect_node(N) || N <- {_atom_list(peers)}]"
+                answer = self.erl_call.eval(node.name, expr, timeout=5.0)
+                if "false" not in answer:
+                    return
+            except (NodeDown, Timeout):
+                pass
+            if time.monotonic() > deadline:
+                raise Timeout(f"reconnecting {node.name}", timeout)
+            time.sleep(0.3)
+
+    # -- backend hooks ----------------------------------------------------------------
+
+    @abstractmethod
+    def _prepare(self) -> None:
+        """Choose node names/addresses (fill ``self.nodes``) and set up shared resources."""
+
+    @abstractmethod
+    def _start_node(self, node: ClusterNode) -> None:
+        """Start one node's process/container (do not wait)."""
+
+    @abstractmethod
+    def _teardown(self) -> None:
+        """Stop everything started by this cluster."""
+
+    @abstractmethod
+    def is_running(self, ref: NodeRef) -> bool:
+        """True while the node's process/container runs (paused counts as running)."""
+
+    @abstractmethod
+    def kill(self, ref: NodeRef) -> None:
+        """Kill the node at once (SIGKILL); returns when it is gone."""
+
+    @abstractmethod
+    def pause(self, ref: NodeRef) -> None:
+        """Freeze the node (SIGSTOP / docker pause); peers see it silent, not closed."""
+
+    @abstractmethod
+    def unpause(self, ref: NodeRef) -> None:
+        """Undo :meth:`pause`."""
+
+    @abstractmethod
+    def disconnect(self, ref: NodeRef) -> None:
+        """Partition the node from every other node (and from the test's clients)."""
+
+    @abstractmethod
+    def _reconnect(self, node: ClusterNode) -> None:
+        """Undo the partition at the backend level."""
+
+    @abstractmethod
+    def logs(self, ref: NodeRef, *, tail_lines: int = 200) -> str:
+        """The last ``tail_lines`` lines the node wrote to stdout/stderr."""
+
+
+def _atom_list(names: Sequence[str]) -> str:
+    return "[" + ",".join(f"'{n}'" for n in names) + "]"
+
+
+class LocalCluster(Cluster):
+    """Nodes run by the machine's OTP, each a target system from ``release_tarball``.
+
+    ``release_tarball`` is ``fixture-1.0.0.tar.gz`` (built with the same OTP as the
+    machine's); ``tarball_dir`` (default: its folder) holds the 2.0.0/2.1.0 tarballs
+    that ``fixture:unpack/1`` copies from. All nodes register with a private ``epmd``
+    on a free port; node names are ``<prefix><i>@127.0.0.1``.
+    """
+
+    backend: ClassVar[str] = "local"
+
+    def __init__(
+        self,
+        *,
+        release_tarball: Path,
+        size: int = 3,
+        workdir: Path,
+        tarball_dir: Path | None = None,
+        name_prefix: str = "fixture",
+        host: str = "127.0.0.1",
+        keep_files: bool = False,
+        **options: Any,
+    ) -> None:
+        super().__init__(size=size, workdir=workdir, **options)
+        if not release_tarball.is_file():
+            raise InvalidState(f"release tarball {release_tarball} not found "
+                               "(run scripts/build-fixtures.sh)")
+        self.release_tarball = release_tarball
+        self.tarball_dir = tarball_dir or release_tarball.parent
+        self.name_prefix = name_prefix
+        self.host = host
+        self.keep_files = keep_files
+        self._procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._epmd: subprocess.Popen[bytes] | None = None
+        self._paused: set[str] = set()
+        self._partition_cookies: dict[str, str] = {}
+
+    def root(self, ref: NodeRef) -> Path:
+        """The node's target-system directory (its ``code:root_dir()``)."""
+        return self.workdir / f"node{self.node(ref).index + 1}" / "root"
+
+    def _log_path(self, node: ClusterNode) -> Path:
+        return self.workdir / f"node{node.index + 1}" / "node.log"
+
+    def _prepare(self) -> None:
+        self.nodes = tuple(
+            ClusterNode(i, f"{self.name_prefix}{i + 1}@{self.host}", self.host)
+            for i in range(self.size)
+        )
+        for node in self.nodes:
+            root = self.root(node)
+            if root.exists():
+                shutil.rmtree(root)
+            root.mkdir(parents=True)
+            with tarfile.open(self.release_tarball) as tar:
+                tar.extractall(root, filter="tar")
+            CookieHome(root.parent / "home", self.cookie)
+        self._start_epmd()
+
+    def _start_epmd(self) -> None:
+        erts = sorted(self.root(0).glob("erts-*"))
+        epmd = str(erts[-1] / "bin" / "epmd") if erts else shutil.which("epmd")
+        if epmd is None:
+            raise InvalidState("epmd not found")
+        for _attempt in range(5):
+            port = free_port()
+            proc = subprocess.Popen(
+                [epmd, "-port", str(port)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+            deadline = time.monotonic() + 5.0
+            while time.monotonic() < deadline and proc.poll() is None:
+                try:
+                    with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                        self._epmd = proc
+                        self.epmd_port = port
+                        self.otp_release = self._release_otp()
+                        return
+                except OSError:
+                    time.sleep(0.05)
+            proc.kill()
+            proc.wait()
+        raise InvalidState("could not start a private epmd")
+
+    def _release_otp(self) -> str | None:
+        data = (self.root(0) / "releases" / "start_erl.data").read_text().split()
+        erts = data[0] if data else ""
+        # erts 13 = OTP 25, 14 = 26, 15 = 27, 16 = 28, 17 = 29.
+        try:
+            return str(int(erts.split(".")[0]) + 12)
+        except ValueError:
+            return None
+
+    def _start_node(self, node: ClusterNode) -> None:
+        root = self.root(node)
+        home = CookieHome(root.parent / "home", self.cookie)
+        env = home.env({
+            "ERL_EPMD_PORT": str(self.epmd_port),
+            "FIXTURE_TARBALL_DIR": str(self.tarball_dir),
+            **self.node_env(node),
+        })
+        log = self._log_path(node).open("ab")
+        try:
+            self._procs[node.name] = subprocess.Popen(
+                [str(root / "bin" / "fixture"), "foreground"],
+                cwd=root,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        finally:
+            log.close()
+        self._paused.discard(node.name)
+        self._partition_cookies.pop(node.name, None)
+
+    def is_running(self, ref: NodeRef) -> bool:
+        proc = self._procs.get(self.node(ref).name)
+        return proc is not None and proc.poll() is None
+
+    def _signal(self, node: ClusterNode, sig: int) -> None:
+        proc = self._procs.get(node.name)
+        if proc is None or proc.poll() is not None:
+            raise InvalidState(f"{node.name} is not running")
+        os.killpg(proc.pid, sig)
+
+    def kill(self, ref: NodeRef) -> None:
+        node = self.node(ref)
+        self._signal(node, signal.SIGKILL)
+        self._procs[node.name].wait(timeout=30)
+        self._paused.discard(node.name)
+
+    def pause(self, ref: NodeRef) -> None:
+        node = self.node(ref)
+        self._signal(node, signal.SIGSTOP)
+        self._paused.add(node.name)
+
+    def unpause(self, ref: NodeRef) -> None:
+        node = self.node(ref)
+        self._signal(node, signal.SIGCONT)
+        self._paused.discard(node.name)
+
+    def disconnect(self, ref: NodeRef) -> None:
+        """Partition by cookie: the node switches to a throw-away cookie and drops every
+        connection, so no node (nor the test's clients) can talk to it until
+        :meth:`reconnect`, which restores the real cookie from the node's own HOME.
+        """
+        node = self.node(ref)
+        part = "partition_" + secrets.token_hex(8)
+        expr = (
+            "spawn(fun() -> timer:sleep(300), "
+            f"erlang:set_cookie(node(), '{part}'), "
+            "[erlang:disconnect_node(N) || N <- nodes(connected)] end), ok"
+        )
+        self.eval(node, expr, timeout=10.0)
+        self._partition_cookies[node.name] = part
+        time.sleep(0.6)
+
+    def _reconnect(self, node: ClusterNode) -> None:
+        part = self._partition_cookies.pop(node.name, None)
+        if part is None:
+            return
+        # Only the throw-away partition cookie goes on erl_call's command line; the
+        # node reads its real cookie back from its own HOME.
+        expr = (
+            "{ok, [[H]]} = init:get_argument(home), "
+            "{ok, B} = file:read_file(filename:join(H, \".erlang.cookie\")), "
+            "erlang:set_cookie(node(), binary_to_atom(string:trim(B), utf8)).\n"
+        )
+        env = self.home.env({"ERL_EPMD_PORT": str(self.epmd_port)})
+        out = subprocess.run(
+            [self.erl_call.erl_call, "-name", node.name, "-c", part, "-timeout", "10", "-e"],
+            input=expr, capture_output=True, text=True, env=env, timeout=30, check=False,
+        )
+        if out.returncode != 0 or not out.stdout.startswith("{ok,"):
+            raise NodeDown(node.name, f"could not undo the partition: {out.stdout}{out.stderr}")
+
+    def logs(self, ref: NodeRef, *, tail_lines: int = 200) -> str:
+        path = self._log_path(self.node(ref))
+        if not path.exists():
+            return ""
+        lines = path.read_text(errors="replace").splitlines()
+        return "\n".join(lines[-tail_lines:])
+
+    def _teardown(self) -> None:
+        for name, proc in self._procs.items():
+            if proc.poll() is not None:
+                continue
+            try:
+                if name in self._paused:
+                    os.killpg(proc.pid, signal.SIGCONT)
+                os.killpg(proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                continue
+        for proc in self._procs.values():
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        if self._epmd is not None:
+            self._epmd.kill()
+            self._epmd.wait()
+            self._epmd = None
+        if not self.keep_files:
+            for node in self.nodes:
+                shutil.rmtree(self.root(node), ignore_errors=True)
