@@ -37,6 +37,7 @@ __all__ = [
     "CheckInstallRelease",
     "CheckInstallResult",
     "CheckScript",
+    "DowngradeScript",
     "ErrorAction",
     "EvalScript",
     "InstallRelease",
@@ -51,6 +52,7 @@ __all__ = [
     "RpcCall",
     "SetUnpacked",
     "UnpackRelease",
+    "UpgradeScript",
     "WhichReleases",
     "release_error",
 ]
@@ -571,3 +573,70 @@ class EvalScript(ReleaseOperation):
         if not outcome.ok:
             raise release_error(self.function, outcome.reason)
         return outcome
+
+
+def _thrown(function: str, reply: Any) -> ReleaseHandlerError:
+    """upgrade_script/downgrade_script ``throw`` their reason; through rpc it arrives as
+    the reply itself (or ``{error, R}`` from inner helpers)."""
+    reason = _error_reason(reply)
+    return release_error(function, reply if reason is _NOT_ERROR else reason)
+
+
+@dataclass(frozen=True, slots=True)
+class UpgradeScript(ReleaseOperation):
+    """``release_handler:upgrade_script(App, NewDir)``: the target node translates the
+    appup in ``NewDir/ebin`` with its own ``systools_rc`` (runs in the caller, needs the
+    application running). Reply ``{ok, NewVsn, LowLevelScript}``.
+    """
+
+    function: ClassVar[str] = "upgrade_script"
+    application: Atom
+    new_dir: ErlString
+
+    def __init__(self, application: str, new_dir: str | ErlString) -> None:
+        object.__setattr__(
+            self, "application", f.atom(application, field="application", rule="bad_application")
+        )
+        object.__setattr__(self, "new_dir", _version(new_dir, "new_dir"))
+
+    def args(self) -> list[Any]:
+        return [self.application, self.new_dir]
+
+    def parse_reply(self, reply: Any) -> tuple[ErlString, Script]:
+        """``(new_version, script)``; ReleaseHandlerError (``.kind``) for a thrown reason;
+        ScriptError if the node's script has an instruction this library does not know."""
+        if f.is_tuple(reply, 3) and f.is_atom(reply[0], _OK):
+            version = _version_or_none(reply[1])
+            if version is not None:
+                return version, Script.from_term(reply[2])
+        raise _thrown(self.function, reply)
+
+
+@dataclass(frozen=True, slots=True)
+class DowngradeScript(ReleaseOperation):
+    """``release_handler:downgrade_script(App, OldVsn, OldDir)``: the node translates the
+    downgrade steps of the running version's appup. Reply ``{ok, LowLevelScript}``.
+    """
+
+    function: ClassVar[str] = "downgrade_script"
+    application: Atom
+    old_version: ErlString
+    old_dir: ErlString
+
+    def __init__(
+        self, application: str, old_version: str | ErlString, old_dir: str | ErlString
+    ) -> None:
+        object.__setattr__(
+            self, "application", f.atom(application, field="application", rule="bad_application")
+        )
+        object.__setattr__(self, "old_version", _version(old_version, "old_version"))
+        object.__setattr__(self, "old_dir", _version(old_dir, "old_dir"))
+
+    def args(self) -> list[Any]:
+        return [self.application, self.old_version, self.old_dir]
+
+    def parse_reply(self, reply: Any) -> Script:
+        """The low-level downgrade script; ReleaseHandlerError for a thrown reason."""
+        if f.is_tuple(reply, 2) and f.is_atom(reply[0], _OK):
+            return Script.from_term(reply[1])
+        raise _thrown(self.function, reply)

@@ -12,18 +12,24 @@ from typing import Any
 
 import pytest
 
-from erlbridge.exceptions import ScriptError
-from erlbridge.term import Atom, encode, format_term
+from erlbridge.exceptions import ReleaseHandlerError, ScriptError
+from erlbridge.term import Atom, ErlString, decode, encode, format_term
 from erlbridge.upgrade import (
+    Apply,
     Appup,
+    EvalScript,
+    Load,
     LoadObjectCode,
+    Phase,
     PointOfNoReturn,
     Purge,
     Relup,
+    Remove,
     RestartEmulator,
     RestartNewEmulator,
     Script,
     Update,
+    UpgradeScript,
 )
 
 pytestmark = pytest.mark.integration
@@ -264,3 +270,83 @@ def test_update_forms_accepted_by_systools_rc(erl: Any) -> None:
     assert len(results) == len(texts)
     assert all("bad_instruction" not in r for r in results[:-1]), results
     assert "bad_instruction" in results[-1]
+
+
+APPUP_SESSION = r"""
+Root = "@ROOT@",
+Mk = fun(Vsn, Mods) ->
+    Ebin = Root ++ "/demo-" ++ Vsn ++ "/ebin",
+    ok = filelib:ensure_dir(Ebin ++ "/x"),
+    App = {application, demo, [{description, "demo"}, {vsn, Vsn}, {modules, Mods},
+                               {registered, []}, {applications, [kernel, stdlib]}]},
+    ok = file:write_file(Ebin ++ "/demo.app", io_lib:format("~p.~n", [App])),
+    lists:foreach(fun(M) ->
+        Forms = [{attribute, 1, module, M}, {attribute, 1, vsn, Vsn},
+                 {attribute, 1, export, [{f, 0}]},
+                 {function, 1, f, 0, [{clause, 1, [], [], [{atom, 1, M}]}]}],
+        {ok, M, Bin} = compile:forms(Forms, []),
+        ok = file:write_file(Ebin ++ "/" ++ atom_to_list(M) ++ ".beam", Bin)
+    end, Mods),
+    Ebin
+end,
+Ebin1 = Mk("1", [demo_a, demo_b]),
+Ebin2 = Mk("2", [demo_a, demo_c]),
+Appup = {"2", [{"1", [{load_module, demo_a}, {add_module, demo_c}, {delete_module, demo_b},
+                      {apply, {io, format, ["up~n"]}}]}],
+              [{"1", [{load_module, demo_a}, {add_module, demo_b}, {delete_module, demo_c}]}]},
+ok = file:write_file(Ebin2 ++ "/demo.appup", io_lib:format("~p.~n", [Appup])),
+true = code:add_patha(Ebin1),
+ok = application:start(demo),
+Run = fun(F) -> try F() catch throw:T -> T end end,
+Calls = [@CALLS@],
+Out = [Run(fun() -> apply(M, F, A) end) || {M, F, A} <- Calls],
+Vsn = demo_a:module_info(attributes),
+lists:foreach(fun(T) -> io:format("~s~n", [binary:encode_hex(term_to_binary(T))]) end,
+              Out ++ [proplists:get_value(vsn, Vsn)]),
+halt().
+"""
+
+
+def test_operations_against_a_real_node(erl: Any, tmp_path: Path) -> None:
+    """UpgradeScript and EvalScript calls run through apply/3 on a real node; the replies
+    parse into a validated script and into outcomes with the right phase."""
+    dir2 = str(tmp_path / "demo-2")
+    lib2 = [("demo", "2", dir2)]
+    up = UpgradeScript("demo", dir2)
+    ours = Script(
+        [
+            LoadObjectCode("demo", "2", ["demo_a", "demo_c"]),
+            PointOfNoReturn(),
+            Load("demo_a"),
+            Load("demo_c"),
+            Remove("demo_b"),
+            Purge(["demo_b"]),
+        ]
+    )
+    ops: list[Any] = [
+        up,
+        EvalScript(ours, lib_dirs=lib2, new_libs=lib2),
+        EvalScript(
+            Script([LoadObjectCode("demo", "2", ["no_such_mod"]), PointOfNoReturn()]), lib_dirs=lib2
+        ),
+        EvalScript(Script([PointOfNoReturn(), Apply("erlang", "error", [Atom("boom")])])),
+        UpgradeScript("not_running_app", str(tmp_path)),
+    ]
+    calls = ",".join(format_term(tuple(op.rpc), width=10_000) for op in ops)
+    session = APPUP_SESSION.replace("@ROOT@", str(tmp_path)).replace("@CALLS@", calls)
+    replies = [decode(bytes.fromhex(h)) for h in erl(session).split()]
+    version, script = up.parse_reply(replies[0])
+    assert version == "2"
+    script.validate()
+    assert script.to_term()[:6] == ours.to_term()  # systools_rc made what we wrote by hand
+    assert str(script[-1]) == '{apply,{io,format,["up~n"]}}'
+    ok = ops[1].parse_reply(replies[1])
+    assert ok.ok and ok.unpurged == ()
+    assert replies[5] == ErlString("2")  # the node really runs demo_a 2 now
+    before = ops[2].outcome(replies[2])
+    assert before.phase is Phase.BEFORE_POINT_OF_NO_RETURN and before.kind == "no_such_file"
+    after = ops[3].outcome(replies[3])
+    assert after.phase is Phase.AFTER_POINT_OF_NO_RETURN and after.kind == "EXIT"
+    with pytest.raises(ReleaseHandlerError) as info:
+        ops[4].parse_reply(replies[4])
+    assert info.value.kind == "app_not_running" and info.value.function == "upgrade_script"

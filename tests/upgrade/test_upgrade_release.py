@@ -22,6 +22,7 @@ from erlbridge.term import Atom, ErlString, encode, format_term, parse_term
 from erlbridge.upgrade import (
     CheckInstallRelease,
     CheckScript,
+    DowngradeScript,
     ErrorAction,
     EvalOutcome,
     EvalScript,
@@ -36,10 +37,12 @@ from erlbridge.upgrade import (
     RebootOldRelease,
     ReleaseStatus,
     RemoveRelease,
+    RestartEmulator,
     RpcCall,
     Script,
     SetUnpacked,
     UnpackRelease,
+    UpgradeScript,
     WhichReleases,
     reason_kind,
     release_error,
@@ -313,3 +316,26 @@ def test_install_outcome_success() -> None:
     assert out.ok and out.continue_after_restart and out.node_restarts is True
     out = InstallOutcome.from_reply(T('{weird,"1",[]}'))
     assert not out.ok and out.kind == "unexpected_reply"
+
+
+def test_upgrade_and_downgrade_script_operations() -> None:
+    up = UpgradeScript("demo", "/r/lib/demo-2")
+    assert call(up) == 'release_handler:upgrade_script([demo,"/r/lib/demo-2"])'
+    version, script = up.parse_reply(T('{ok,"2",[point_of_no_return,{purge,[m]}]}'))
+    assert version == "2" and len(script) == 2
+    with pytest.raises(ReleaseHandlerError) as info:
+        up.parse_reply(T("{app_not_running,demo}"))
+    assert info.value.kind == "app_not_running"
+    with pytest.raises(ReleaseHandlerError) as info:
+        up.parse_reply(T("{error,{bad_appup,x}}"))
+    assert info.value.kind == "bad_appup"
+    with pytest.raises(ReleaseHandlerError):
+        up.parse_reply(T("{ok,2,[]}"))
+    with pytest.raises(ScriptError):
+        up.parse_reply(T('{ok,"2",[{new_instruction_from_otp_99}]}'))
+    down = DowngradeScript("demo", "1", "/r/lib/demo-1")
+    assert call(down) == 'release_handler:downgrade_script([demo,"1","/r/lib/demo-1"])'
+    assert down.parse_reply(T("{ok,[restart_emulator]}")) == Script([RestartEmulator()])
+    with pytest.raises(ReleaseHandlerError) as info:
+        down.parse_reply(T("no_appup_found"))
+    assert info.value.kind == "no_appup_found"
