@@ -39,6 +39,7 @@ from erlbridge.exceptions import (
     InvalidState,
     NodeDown,
     NoProcess,
+    ProtocolError,
     Timeout,
 )
 from erlbridge.protocol import control as c
@@ -712,7 +713,13 @@ class Node:
         if handler is None:
             self.log.debug("ignored control message %r", msg)
             return
-        handler(self, proto, msg)
+        try:
+            handler(self, proto, msg)
+        except (TypeError, AttributeError, ValueError) as exc:
+            # fields of the wrong type (a pid that is not a pid, ...): the peer broke the rules
+            proto.abort(
+                ProtocolError(f"malformed {type(msg).__name__} from {proto.peer_node}: {exc}")
+            )
 
     def _on_reg_send(self, proto: DistProtocol, msg: c.RegSend) -> None:
         endpoint = self._names.get(msg.to_name)

@@ -183,7 +183,7 @@ class Handshake:
             raise InvalidState(f"handshake already {self.state.name.lower()}")
         self._buffer += data
         n = self.packet_bytes
-        while self.state not in (HandshakeState.CONNECTED, HandshakeState.FAILED):
+        while self.state not in _NOT_PARSING:
             if len(self._buffer) < n:
                 break
             size = int.from_bytes(self._buffer[:n], "big")
@@ -192,8 +192,6 @@ class Handshake:
             packet = bytes(self._buffer[n : n + size])
             del self._buffer[: n + size]
             self._dispatch(packet)
-            if self.state is HandshakeState.AWAIT_DECISION:
-                break  # the caller must decide before more is parsed
         if self._is_connected():
             self.trailing_data = bytes(self._buffer)
             self._buffer.clear()
@@ -358,6 +356,11 @@ class Handshake:
             Connected(self.peer_node or "?", negotiated, self.peer_flags, self.peer_creation)
         )
 
+
+# no parsing in these states (AWAIT_DECISION: the caller must decide first)
+_NOT_PARSING = frozenset(
+    (HandshakeState.CONNECTED, HandshakeState.FAILED, HandshakeState.AWAIT_DECISION)
+)
 
 _Handler = Callable[[Handshake, bytes], None]
 _TABLE: dict[tuple[HandshakeState, bytes], _Handler] = {
