@@ -587,7 +587,7 @@ class Appup:
     def to_text(self) -> str:
         """Erlang text, one instruction per line; ``file:consult/1`` gives ``[to_term()]``."""
         return (
-            "{"
+            "%% coding: utf-8\n{"
             + format_term(self.version)
             + ",\n "
             + _entries_text(self.up)

@@ -8,6 +8,7 @@ term (same ``term_to_binary`` bytes) as the file it was read from.
 
 from __future__ import annotations
 
+import html
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from typing import Any
 from erlbridge.exceptions import ScriptError
 from erlbridge.term import ErlString, format_term
 from erlbridge.upgrade import _fields as f
-from erlbridge.upgrade.script import Script, _text_of
+from erlbridge.upgrade.script import Diagnostic, Script, Severity, _text_of
 
 logger = logging.getLogger(__name__)
 
@@ -125,10 +126,39 @@ class Relup:
             [RelupEntry.from_term(e) for e in f.as_list(term[2])],
         )
 
+    def entries(self) -> list[tuple[str, RelupEntry]]:
+        """``("up", entry)`` and ``("down", entry)`` pairs, in file order."""
+        return [("up", e) for e in self.up] + [("down", e) for e in self.down]
+
+    def diagnostics(self) -> list[tuple[str, ErlString, Diagnostic]]:
+        """Every script's diagnostics as ``(direction, version, diagnostic)``."""
+        return [(d, e.version, diag) for d, e in self.entries() for diag in e.script.diagnostics()]
+
+    def validate(self) -> list[tuple[str, ErlString, Diagnostic]]:
+        """Validate every script; return the warnings, raise ScriptError on the first error.
+
+        The error's message names the direction and version of the failing script.
+        """
+        for direction, entry in self.entries():
+            try:
+                entry.script.validate()
+            except ScriptError as exc:
+                label = "from" if direction == "up" else "to"
+                raise ScriptError(
+                    f"{direction} script {label} {entry.version}: {exc}",
+                    index=exc.index,
+                    instruction=exc.instruction,
+                    rule=exc.rule,
+                ) from exc
+        return [d for d in self.diagnostics() if d[2].severity is Severity.WARNING]
+
     def to_text(self) -> str:
-        """Erlang text of the relup, one instruction per line, ending in ``.\\n``."""
+        """Erlang text of the relup, one instruction per line, ending in ``.\\n``.
+
+        Starts with ``%% coding: utf-8`` as systools writes it.
+        """
         return (
-            "{"
+            "%% coding: utf-8\n{"
             + format_term(self.version)
             + ",\n "
             + _entries_text(self.up)
@@ -146,6 +176,15 @@ class Relup:
                 f"a relup file holds exactly one term, got {len(terms)}", rule="bad_relup"
             )
         return cls.from_term(terms[0])
+
+    def _repr_html_(self) -> str:
+        """One heading and script table per entry (for notebooks)."""
+        parts = [f"<h4>relup to {html.escape(str(self.version))}</h4>"]
+        for direction, entry in self.entries():
+            label = "up from" if direction == "up" else "down to"
+            parts.append(f"<h5>{label} {html.escape(str(entry.version))}</h5>")
+            parts.append(entry.script._repr_html_())
+        return "".join(parts)
 
     def __str__(self) -> str:
         lines = [f"Relup to {self.version}"]

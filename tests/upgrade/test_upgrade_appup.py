@@ -26,6 +26,7 @@ from erlbridge.upgrade import (
     RestartNewEmulator,
     Script,
     StartType,
+    Stop,
     Update,
     appup_instruction_from_term,
 )
@@ -209,7 +210,7 @@ def test_appup_file_round_trip() -> None:
     [orig] = parse_terms(FIXTURE_APPUP)
     assert encode(term) == encode(orig)
     assert Appup.from_text(text) == appup
-    assert Appup("1").to_text() == '{"1",\n [],\n []}.\n'
+    assert Appup("1").to_text() == '%% coding: utf-8\n{"1",\n [],\n []}.\n'
 
 
 def test_appup_errors() -> None:
@@ -278,7 +279,7 @@ def test_relup_built_in_python() -> None:
     assert entry.description == []
     [term] = parse_terms(relup.to_text())
     assert encode(term) == encode(relup.to_term())
-    assert Relup("2").to_text() == '{"2",\n [],\n []}.\n'
+    assert Relup("2").to_text() == '%% coding: utf-8\n{"2",\n [],\n []}.\n'
 
 
 def test_relup_errors() -> None:
@@ -301,3 +302,30 @@ def test_load_and_advanced_values() -> None:
     assert Advanced([]).to_term() == (Atom("advanced"), [])
     with pytest.raises(ScriptError):
         Advanced(object())
+
+
+def test_relup_validate_names_the_entry() -> None:
+    relup = Relup.from_text(RELUP)
+    assert relup.validate() == []
+    assert [d for d, _ in relup.entries()] == ["up", "down"]
+    bad = Relup(
+        "2",
+        [RelupEntry("1", [PointOfNoReturn(), Load("m")])],
+        [RelupEntry("1", [Apply("a", "b", []), Stop(["s"])])],
+    )
+    assert [(d, v, x.rule) for d, v, x in bad.diagnostics()] == [
+        ("up", "1", "no_object_code"),
+        ("down", "1", "stopped_not_started"),
+    ]
+    with pytest.raises(ScriptError) as info:
+        bad.validate()
+    assert 'up script from "1"' in str(info.value) and info.value.rule == "no_object_code"
+    assert info.value.index == 1
+    down_only = Relup("2", [], [RelupEntry("1", [Load("m")])])
+    with pytest.raises(ScriptError) as info:
+        down_only.validate()
+    assert "down script to" in str(info.value)
+    warn_only = Relup("2", [RelupEntry("1", [Stop(["s"])])])
+    assert [x.rule for _, _, x in warn_only.validate()] == ["stopped_not_started"]
+    page = bad._repr_html_()
+    assert page.count("<table") == 2 and "up from" in page and "down to" in page
