@@ -217,6 +217,7 @@ def run_escript(
     epmd_port: int | None = None,
     timeout: float = 120.0,
     escript: str | None = None,
+    extra_env: Mapping[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run a plain-Erlang escript (a throw-away client node) and return its result.
 
@@ -226,7 +227,9 @@ def run_escript(
     exe = escript or shutil.which("escript")
     if exe is None:
         raise InvalidState("escript not found (install erlang-nox)")
-    extra = {} if epmd_port is None else {"ERL_EPMD_PORT": str(epmd_port)}
+    extra = dict(extra_env or {})
+    if epmd_port is not None:
+        extra["ERL_EPMD_PORT"] = str(epmd_port)
     try:
         return subprocess.run(
             [exe, str(script), *args],

@@ -1,0 +1,346 @@
+"""erlbridge's pytest plugin: clusters of real Erlang/OTP nodes as fixtures (L5).
+
+Registered through the ``pytest11`` entry point ``erlbridge``; importing it costs
+nothing when no test asks for a cluster (the Docker SDK is imported on use).
+
+Command-line options
+--------------------
+``--erl-backend=local,docker``
+    Backends cluster tests run on (comma-separated; default ``$ERLBRIDGE_ERL_BACKEND``
+    or ``local,docker``). ``local`` runs target systems with the machine's ``erl``;
+    ``docker`` runs containers of the ``erlbridge-node:otpNN`` images.
+``--otp=25,27,29``
+    OTP releases for the docker backend (default ``$ERLBRIDGE_OTP``, else all three when
+    ``CI=true``, else ``27``).
+``--erl-fixtures-dir=DIR``
+    Where the fixture tarballs are (default ``$ERLBRIDGE_FIXTURES_DIR`` or the
+    checkout's ``_build/fixtures``, built on first use by ``scripts/build-fixtures.sh``).
+
+Fixtures (stable public names)
+------------------------------
+``erl_target``
+    (function, parametrized) an :class:`ErlTarget` ``(backend, otp)``. Every test that
+    uses ``erl_target``, ``erl_cluster`` or ``erl_cluster_factory`` runs once per selected
+    backend x OTP release (ids ``local-otp25``, ``docker-otp27``, ...). A target that
+    cannot run here (no ``erl``, no Docker engine, image not built) is skipped with its
+    reason. Restrict with ``@pytest.mark.erl_backend("docker")``.
+``erl_cluster``
+    (function) a started :class:`erlbridge.testing.Cluster` of the current target:
+    3 nodes of fixture release 1.0.0, ready to answer. Configure with
+    ``@pytest.mark.erl_cluster(size=1, sync_barrier=False, net_ticktime=4, erl_flags="")``.
+``erl_cluster_factory``
+    (function) ``make(size=3, *, target=None, **options) -> Cluster`` for tests needing
+    several clusters; every cluster made is closed at teardown.
+``erl_fixture_tarballs``
+    (session) the directory holding ``fixture-1.0.0.tar.gz``, ``-2.0.0``, ``-2.1.0``
+    built with the machine's OTP (the docker images carry their own).
+``erl_docker_network``
+    (session) the :class:`erlbridge.testing.docker_cluster.DockerNetwork` of this session
+    (unique name, created on first use, removed with all its containers at the end).
+``erl_timeout_factor``
+    (session) ``float($ERLBRIDGE_TIMEOUT_FACTOR)`` (default 1); multiply waits by it.
+
+Reports and CI
+--------------
+When a test using clusters fails, the last lines of each node's log are attached to its
+report (sections ``erlang node NAME``), marked ``NOT ANSWERING`` for nodes that are down.
+Tests using a target are marked ``integration`` (and ``docker`` on that backend). With
+``CI=true`` a skipped ``integration``/``docker`` test fails the session: CI must not pass
+because Erlang or Docker was missing.
+
+Connected erlbridge node
+------------------------
+Fixtures that yield a *connected erlbridge node* (the Python node joined to
+``erl_cluster``) belong in the section marked "connected erlbridge node" at the end of
+this module; they should build on ``erl_cluster`` (node names: ``cluster.node_names``,
+cookie: ``cluster.cookie``, EPMD port: ``cluster.epmd_port`` -- None means 4369).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from erlbridge.exceptions import ErlbridgeError, InvalidState
+from erlbridge.testing.cluster import Cluster, LocalCluster
+from erlbridge.testing.erlang import find_erl, find_erl_call, local_otp_release
+from erlbridge.testing.fixture_release import fixture_tarballs
+
+__all__ = ["ErlTarget"]
+
+_CLUSTERS = pytest.StashKey[list[Cluster]]()
+_SKIPPED_INTEGRATION = pytest.StashKey[list[str]]()
+_BACKENDS = ("local", "docker")
+
+
+@dataclass(frozen=True, slots=True)
+class ErlTarget:
+    """Where cluster nodes run: ``backend`` ``local`` or ``docker``, and the OTP release."""
+
+    backend: str
+    otp: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.backend}-otp{self.otp}"
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("erlbridge", "erlbridge Erlang clusters")
+    group.addoption(
+        "--erl-backend",
+        default=os.environ.get("ERLBRIDGE_ERL_BACKEND", "local,docker"),
+        help="comma-separated cluster backends: local, docker (default: local,docker)",
+    )
+    default_otp = os.environ.get("ERLBRIDGE_OTP") or ("25,27,29" if _in_ci() else "27")
+    group.addoption(
+        "--otp",
+        default=default_otp,
+        help="comma-separated OTP releases for the docker backend (e.g. 25,27,29)",
+    )
+    group.addoption(
+        "--erl-fixtures-dir",
+        default=os.environ.get("ERLBRIDGE_FIXTURES_DIR"),
+        help="directory of the fixture release tarballs (default: build _build/fixtures)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "erl_cluster(size=3, sync_barrier=True, net_ticktime=None, erl_flags=''): "
+        "options of the erl_cluster fixture",
+    )
+    config.addinivalue_line(
+        "markers", "erl_backend(*names): run this cluster test only on these backends")
+    for name in ("integration", "docker"):
+        config.addinivalue_line("markers", f"{name}: (erlbridge plugin)")
+    config.stash[_SKIPPED_INTEGRATION] = []
+    backends = _split(config.getoption("--erl-backend"))
+    unknown = [b for b in backends if b not in _BACKENDS]
+    if unknown:
+        raise pytest.UsageError(f"--erl-backend: unknown backend(s) {unknown}")
+
+
+def _split(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def _targets(config: pytest.Config) -> list[ErlTarget]:
+    targets = []
+    for backend in _split(config.getoption("--erl-backend")):
+        if backend == "local":
+            targets.append(ErlTarget("local", local_otp_release() or "none"))
+        else:
+            targets.extend(ErlTarget("docker", otp) for otp in _split(config.getoption("--otp")))
+    return targets
+
+
+_TARGET_FIXTURES = ("erl_target", "erl_cluster", "erl_cluster_factory")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if not any(name in metafunc.fixturenames for name in _TARGET_FIXTURES):
+        return
+    if "erl_target" not in metafunc.fixturenames:
+        metafunc.fixturenames.append("erl_target")
+    targets = _targets(metafunc.config)
+    marker = metafunc.definition.get_closest_marker("erl_backend")
+    if marker is not None:
+        targets = [t for t in targets if t.backend in marker.args]
+    params = []
+    for t in targets:
+        marks = [pytest.mark.integration]
+        if t.backend == "docker":
+            marks.append(pytest.mark.docker)
+        params.append(pytest.param(t, id=t.id, marks=marks))
+    if not params:
+        params = [pytest.param(None, id="no-backend",
+                               marks=pytest.mark.skip(reason="no selected backend"))]
+    metafunc.parametrize("erl_target", params, indirect=True)
+
+
+# -- availability (cached per session) --------------------------------------------------
+
+_availability: dict[str, str | None] = {}
+
+
+def _unavailable(target: ErlTarget) -> str | None:
+    """Why ``target`` cannot run here, or None."""
+    key = target.id
+    if key in _availability:
+        return _availability[key]
+    reason: str | None = None
+    if target.backend == "local":
+        if find_erl() is None:
+            reason = "no erl on this machine (apt-get install erlang-nox)"
+        elif find_erl_call() is None:
+            reason = "no erl_call on this machine (erl_interface)"
+    else:
+        if find_erl_call() is None:
+            reason = "no erl_call on this machine (needed to reach containers)"
+        else:
+            try:
+                from erlbridge.testing.docker_cluster import (  # noqa: PLC0415
+                    docker_client,
+                    node_image,
+                )
+
+                client = docker_client()
+                try:
+                    client.images.get(node_image(target.otp))
+                except Exception:  # noqa: BLE001 -- ImageNotFound or API trouble
+                    reason = (f"image {node_image(target.otp)} missing "
+                              "(bash scripts/build-node-images.sh)")
+            except InvalidState as exc:
+                reason = str(exc)
+    _availability[key] = reason
+    return reason
+
+
+@pytest.fixture
+def erl_target(request: pytest.FixtureRequest) -> ErlTarget:
+    target: ErlTarget | None = getattr(request, "param", None)
+    if target is None:
+        pytest.skip("no erl_target parameter")
+    reason = _unavailable(target)
+    if reason is not None:
+        pytest.skip(f"{target.id}: {reason}")
+    return target
+
+
+@pytest.fixture(scope="session")
+def erl_timeout_factor() -> float:
+    return float(os.environ.get("ERLBRIDGE_TIMEOUT_FACTOR", "1"))
+
+
+@pytest.fixture(scope="session")
+def erl_fixture_tarballs(pytestconfig: pytest.Config) -> Path:
+    if find_erl() is None:
+        pytest.skip("no erl on this machine: cannot build the fixture releases")
+    given = pytestconfig.getoption("--erl-fixtures-dir")
+    try:
+        return fixture_tarballs(Path(given) if given else None)
+    except InvalidState as exc:
+        pytest.fail(str(exc))
+
+
+@pytest.fixture(scope="session")
+def erl_docker_network() -> Iterator[Any]:
+    from erlbridge.testing.docker_cluster import DockerNetwork, docker_client  # noqa: PLC0415
+
+    try:
+        client = docker_client()
+    except InvalidState as exc:
+        pytest.skip(str(exc))
+    network = DockerNetwork(client).create()
+    try:
+        yield network
+    finally:
+        network.remove()
+
+
+ClusterFactory = Callable[..., Cluster]
+
+
+@pytest.fixture
+def erl_cluster_factory(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    erl_timeout_factor: float,
+) -> Iterator[ClusterFactory]:
+    made: list[Cluster] = []
+    request.node.stash[_CLUSTERS] = made
+
+    def make(size: int = 3, *, target: ErlTarget | None = None, **options: Any) -> Cluster:
+        chosen: ErlTarget = target or request.getfixturevalue("erl_target")
+        if target is not None and (reason := _unavailable(target)) is not None:
+            pytest.skip(f"{target.id}: {reason}")
+        workdir = tmp_path_factory.mktemp(f"cluster-{chosen.id}")
+        options.setdefault("timeout_factor", erl_timeout_factor)
+        cluster: Cluster
+        if chosen.backend == "local":
+            tarballs: Path = request.getfixturevalue("erl_fixture_tarballs")
+            cluster = LocalCluster(release_tarball=tarballs / "fixture-1.0.0.tar.gz",
+                                   size=size, workdir=workdir, **options)
+        else:
+            from erlbridge.testing.docker_cluster import DockerCluster  # noqa: PLC0415
+
+            network = request.getfixturevalue("erl_docker_network")
+            cluster = DockerCluster(network=network, otp=chosen.otp, size=size,
+                                    workdir=workdir, **options)
+        made.append(cluster)
+        cluster.start()
+        return cluster
+
+    try:
+        yield make
+    finally:
+        for cluster in made:
+            cluster.close()
+
+
+@pytest.fixture
+def erl_cluster(request: pytest.FixtureRequest, erl_cluster_factory: ClusterFactory) -> Cluster:
+    marker = request.node.get_closest_marker("erl_cluster")
+    options: dict[str, Any] = dict(marker.kwargs) if marker is not None else {}
+    size = int(options.pop("size", 3))
+    return erl_cluster_factory(size, **options)
+
+
+# -- reports ---------------------------------------------------------------------------
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[Any]:
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()
+    if report.skipped and (item.get_closest_marker("integration") is not None
+                           or item.get_closest_marker("docker") is not None):
+        item.config.stash[_SKIPPED_INTEGRATION].append(item.nodeid)
+    if report.failed and report.when in ("call", "setup"):
+        for cluster in item.stash.get(_CLUSTERS, []):
+            _attach_logs(report, cluster)
+
+
+def _attach_logs(report: pytest.TestReport, cluster: Cluster) -> None:
+    for node in cluster.nodes:
+        try:
+            answering = cluster.erl_call.ping(node.name, timeout=2.0)
+        except ErlbridgeError:
+            answering = False
+        status = "answering" if answering else "NOT ANSWERING"
+        report.sections.append(
+            (f"erlang node {node.name} ({cluster.backend}, {status})",
+             cluster.logs(node, tail_lines=80 if answering else 300)))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    skipped = session.config.stash.get(_SKIPPED_INTEGRATION, [])
+    if _in_ci() and skipped and exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    skipped = config.stash.get(_SKIPPED_INTEGRATION, [])
+    if skipped and _in_ci():
+        terminalreporter.section("erlbridge: integration tests skipped in CI", red=True)
+        for nodeid in skipped:
+            terminalreporter.write_line(f"SKIPPED (fails CI): {nodeid}")
+    elif skipped:
+        terminalreporter.write_line(
+            f"erlbridge: {len(skipped)} integration test(s) skipped (would fail with CI=true)")
+
+
+# -- connected erlbridge node ------------------------------------------------------------
+# Fixtures yielding a connected erlbridge node (e.g. ``erlbridge_node``) go here, built on
+# ``erl_cluster``; keep their names stable and list them in the module docstring.
