@@ -456,11 +456,17 @@ class Node:
                     raise NodeDown(peer.name, f"cannot connect to {host}:{port}: {exc}") from exc
                 await asyncio.shield(peer.connected)
         except TimeoutError:
-            self._fail_peer(peer, Timeout(f"connect to {peer.name}", self.connect_timeout))
+            self._dial_failed(peer, Timeout(f"connect to {peer.name}", self.connect_timeout))
         except asyncio.CancelledError:
-            self._fail_peer(peer, NodeDown(peer.name, "connect cancelled"))
+            self._dial_failed(peer, NodeDown(peer.name, "connect cancelled"))
             raise
         except (ErlbridgeError, OSError) as exc:
+            self._dial_failed(peer, exc)
+
+    def _dial_failed(self, peer: _Peer, exc: BaseException) -> None:
+        # A dial that lost a simultaneous connect was detached from the peer (task = None)
+        # and must not fail it: the incoming connection completes the peer instead.
+        if peer.task is asyncio.current_task():
             self._fail_peer(peer, exc)
 
     def _fail_peer(self, peer: _Peer, exc: BaseException) -> None:
@@ -518,9 +524,9 @@ class Node:
         # Simultaneous connect: the greater name wins (net_kernel accept_pending).
         if self.name > key:
             return "nok"
-        if peer.task is not None:
-            peer.task.cancel()
-            peer.task = None
+        task, peer.task = peer.task, None  # detach first: see _dial_failed
+        if task is not None:
+            task.cancel()
         peer.proto = proto
         return "ok_simultaneous"
 

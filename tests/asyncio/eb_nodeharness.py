@@ -17,7 +17,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -150,6 +150,21 @@ class LocalErlBackend:
             node.stop()
         self.epmd.terminate()
         self.epmd.wait(10)
+
+
+@pytest.fixture(scope="session")
+def erl_backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalErlBackend]:
+    backend = LocalErlBackend(tmp_path_factory.mktemp("erl"))
+    try:
+        yield backend
+    finally:
+        backend.close()
+
+
+@pytest.fixture(scope="session")
+def erl_node(erl_backend: LocalErlBackend) -> ErlNode:
+    """A long-lived target node shared by the tests that do not hurt it."""
+    return erl_backend.start_node("n1")
 
 
 async def load_helpers(node: Any, target: str, beam: bytes) -> None:
