@@ -37,17 +37,22 @@ from erlbridge.upgrade.instructions import (
     Apply,
     CodeChange,
     Load,
+    LoadApplication,
     LoadObjectCode,
     LowLevelInstruction,
     PointOfNoReturn,
+    Purge,
     RestartEmulator,
     RestartNewEmulator,
     Resume,
     ScriptItem,
     Start,
+    StartApplication,
     Stop,
+    StopApplication,
     Suspend,
     SyncNodes,
+    UnloadApplication,
     instruction_from_term,
 )
 
@@ -147,6 +152,22 @@ class Script(Sequence[ScriptItem]):
     def low_level(self) -> Script:
         """This script with application instructions replaced by their expansion."""
         return Script(low for _, low in self.expanded())
+
+    def lift_applications(self) -> Script:
+        """This script with the exact expansions of application instructions folded back.
+
+        ``{apply,{application,stop|start|load|unload,...}}`` become
+        :class:`StopApplication` / :class:`StartApplication` / :class:`LoadApplication` /
+        :class:`UnloadApplication`; an unload preceded by exactly its brutal ``remove``s and
+        ``purge`` takes them in. ``lift_applications().to_term() == to_term()`` always.
+        """
+        out: list[ScriptItem] = []
+        for item in self.instructions:
+            lifted = _lift(item)
+            if isinstance(lifted, UnloadApplication):
+                lifted = _absorb_removes(out, lifted)
+            out.append(lifted)
+        return Script(out)
 
     def split(self) -> tuple[Script, Script]:
         """``(Before, After)`` as ``release_handler_1:split_instructions/1`` splits it.
@@ -415,6 +436,42 @@ class Script(Sequence[ScriptItem]):
             '<table class="erlbridge-script">'
             f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
         )
+
+
+_LIFTS: tuple[type[ApplicationInstruction], ...] = (
+    StopApplication,
+    StartApplication,
+    LoadApplication,
+    UnloadApplication,
+)
+
+
+def _lift(item: ScriptItem) -> ScriptItem:
+    if not isinstance(item, Apply) or item.module != "application":
+        return item
+    for cls in _LIFTS:
+        try:
+            lifted: ScriptItem = cls.from_terms([item.to_term()])
+        except ScriptError:
+            continue
+        return lifted
+    return item
+
+
+def _absorb_removes(out: list[ScriptItem], unload: UnloadApplication) -> UnloadApplication:
+    """Take the ``remove``s and ``purge`` just before ``unload`` in, if they are its own."""
+    if not out or not isinstance(out[-1], Purge) or not out[-1].modules:
+        return unload
+    mods = out[-1].modules
+    start = len(out) - 1 - len(mods)
+    if start < 0:
+        return unload
+    candidate = UnloadApplication(unload.application, mods)
+    expected = candidate.expand()[:-1]
+    if tuple(out[start:]) != expected:
+        return unload
+    del out[start:]
+    return candidate
 
 
 def _describe(item: ScriptItem) -> str:

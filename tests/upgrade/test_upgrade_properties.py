@@ -124,6 +124,7 @@ def test_valid_scripts_validate_and_round_trip(script: Script) -> None:
     assert again == script
     assert encode(again.to_term()) == encode(script.to_term())
     assert Script.from_term(parse_terms(text)[0]) == script
+    assert encode(script.lift_applications().to_term()) == encode(script.to_term())
     str(script)
     script._repr_html_()
 

@@ -320,3 +320,59 @@ def test_html_table() -> None:
     assert "no_object_code" in page and "suspended_not_resumed" in page
     assert "{load_object_code,{demo,&quot;2&quot;,[m]}}" in page
     assert "{purge,[x]}" in page  # application instructions show their expansion
+
+
+def test_lift_applications_folds_exact_expansions() -> None:
+    text = """[{load_object_code,{extra,"1",[extra_mod]}},
+ point_of_no_return,
+ {load,{extra_mod,brutal_purge,brutal_purge}},
+ {apply,{application,start,[extra,permanent]}},
+ {apply,{application,load,[extra]}},
+ {apply,{application,stop,[old]}},
+ {remove,{o1,brutal_purge,brutal_purge}},
+ {remove,{o2,brutal_purge,brutal_purge}},
+ {purge,[o1,o2]},
+ {apply,{application,unload,[old]}},
+ {apply,{application,unload,[other]}},
+ {remove,{o3,brutal_purge,brutal_purge}},
+ {purge,[o4]},
+ {apply,{application,unload,[x]}},
+ {purge,[o5,o6]},
+ {apply,{application,unload,[y]}},
+ {purge,[]},
+ {apply,{application,unload,[z]}},
+ {apply,{application,start,[extra]}},
+ {apply,{application,start,[extra,load]}},
+ {apply,{application,load,[extra,x]}},
+ {apply,{application,which,[]}},
+ {apply,{other,stop,[x]}}]."""
+    script = Script.from_text(text)
+    lifted = script.lift_applications()
+    assert encode(lifted.to_term()) == encode(script.to_term())
+    assert [type(i).__name__ for i in lifted] == [
+        "LoadObjectCode",
+        "PointOfNoReturn",
+        "Load",
+        "StartApplication",
+        "LoadApplication",
+        "StopApplication",
+        "UnloadApplication",  # took in the two removes and the purge
+        "UnloadApplication",  # nothing before it to take
+        "Remove",
+        "Purge",  # o4 does not match the remove of o3
+        "UnloadApplication",
+        "Purge",  # two modules, but only one item before it
+        "UnloadApplication",
+        "Purge",
+        "UnloadApplication",
+        "Apply",
+        "Apply",
+        "Apply",
+        "Apply",
+        "Apply",
+    ]
+    assert lifted[6] == UnloadApplication("old", ["o1", "o2"])
+    # folding changes indexes, never findings
+    assert [d.rule for d in lifted.diagnostics()] == [d.rule for d in script.diagnostics()]
+    short = Script.from_text("[{purge,[a,b]},{apply,{application,unload,[x]}}]")
+    assert [type(i).__name__ for i in short.lift_applications()] == ["Purge", "UnloadApplication"]
