@@ -70,11 +70,13 @@ def otp_appups() -> list[Path]:
     return sorted(OTP_LIB.glob("*/ebin/*.appup"))
 
 
-def fixture_files(name: str) -> list[Path]:
-    found: list[Path] = []
+def fixture_files(*names: str) -> list[Path]:
+    """Files the fixtures build left (scripts/build-fixtures.sh writes _build/fixtures/relup-V)."""
+    found: set[Path] = set()
     for base in (REPO / "erlang_fixtures", REPO / "_build"):
         if base.is_dir():
-            found += [p for p in base.rglob(name) if p.is_file()]
+            for name in names:
+                found |= {p for p in base.rglob(name) if p.is_file()}
     return sorted(found)
 
 
@@ -176,7 +178,7 @@ def systools_relups(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 def test_systools_relups_parse_validate_and_round_trip(
     systools_relups: list[Path], tmp_path: Path, consult: Any
 ) -> None:
-    originals = systools_relups + fixture_files("relup")
+    originals = systools_relups + fixture_files("relup", "relup-*")
     ours = []
     relups = []
     for i, path in enumerate(originals):
