@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from erlbridge.asyncio import Node
-from erlbridge.asyncio.driver import Driver, discover
+from erlbridge.asyncio.driver import Driver, discover, read_journal
 from erlbridge.cli._output import Output
 from erlbridge.display import Table, erlang_text, plain, watch_run
 from erlbridge.term import Atom
@@ -71,20 +71,22 @@ async def _states(node: Node, targets: list[str]) -> dict[str, Any]:
     return {t: outcomes[Atom(t)] for t in targets}
 
 
-def _state_table(title: str, infos: dict[str, Any], counters: dict[str, Any]) -> Table:
+def _state_table(title: str, infos: dict[str, Any], states: dict[str, Any]) -> Table:
     rows = []
     for target, outcome in infos.items():
         if not outcome.ok:
-            rows.append((target, "error", "", "", str(outcome.error)))
+            rows.append((target, "error", "", "", "", str(outcome.error)))
             continue
         info = outcome.value
         releases = ", ".join(f"{plain(v)} {plain(s)}" for v, s in info[Atom("releases")])
-        state = counters.get(target)
-        rows.append(
-            (target, plain(info[Atom("vsn")]), releases, erlang_text(state, width=10_000), "")
-        )
+        state = states.get(target) or {}
+        count = state.get(Atom("count"), "")
+        tag = state.get(Atom("tag"), "(no such field)")
+        rows.append((target, plain(info[Atom("vsn")]), releases, count, plain(tag), ""))
     return Table(
-        ("node", "fixture code", "releases", "fixture:state()", "error"), tuple(rows), title
+        ("node", "fixture code", "releases", "counter (kept)", "tag (new field)", "error"),
+        tuple(rows),
+        title,
     )
 
 
@@ -96,8 +98,16 @@ async def _demo(cluster: LocalCluster, fixtures: Path, journal: Path, out: Outpu
         epmd_port=cluster.epmd_port,
         hidden=True,
     ) as node:
+        # A real cluster is meshed; the freshly started nodes only know of each other.
+        others = [n for n in cluster.node_names if n != seed]
+        for other in others:
+            await node.rpc(seed, "net_adm", "ping", [Atom(other)], timeout=30.0)
         targets = await discover(node, seed)
         out.line(f"discovered from {seed}: {', '.join(targets)}")
+        missing = set(cluster.node_names) - set(targets)
+        if missing:
+            out.warn(f"{', '.join(sorted(missing))} not connected to {seed}; adding them")
+            targets += sorted(missing)
 
         # State that must survive the upgrade: a counter in each fixture_server.
         await node.multicall(targets, "fixture", "bump", [], timeout=30.0)
@@ -139,7 +149,8 @@ async def _demo(cluster: LocalCluster, fixtures: Path, journal: Path, out: Outpu
         out.table(_state_table("after the upgrade", infos, counters))
         upgraded = all(o.ok and plain(o.value[Atom("vsn")]) == "2.0.0" for o in infos.values())
         out.line()
-        out.line(f"journal of every step: {journal}")
+        out.line(f"journal of every step ({journal.name}), as `erlbridge journal show` reads it:")
+        out.line(read_journal(journal).to_table())
         return bool(report.ok and upgraded)
 
 
@@ -178,9 +189,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _stop(cluster: LocalCluster, out: Output) -> None:
-    out.line("stopping the cluster …")
+    # Stop first: printing may fail (a closed pipe) and must not keep nodes alive.
     cluster.close()
-    out.line("cluster stopped")
+    with contextlib.suppress(OSError):
+        out.line("cluster stopped")
 
 
 def _wait_for_interrupt(cluster: LocalCluster, workdir: Path, out: Output) -> None:

@@ -128,6 +128,7 @@ class NodeProgress:
         """Record ``node``'s new status; redraw (TTY) or print one line (not a TTY)."""
         now = time.monotonic()
         row = self._rows.setdefault(node, ["waiting", "", None, None])
+        repeated = row[0] == status
         if row[2] is None and status != "waiting":
             row[2] = now
         row[0], row[1] = status, detail
@@ -136,7 +137,7 @@ class NodeProgress:
             return
         if self._live is not None:
             self._live.update(self._render())
-        else:
+        elif not repeated:  # a plain log gets one line per change
             suffix = f"  {detail}" if detail else ""
             self._console.print(
                 f"[{now - self._start:6.1f}s] {node}: {status}{suffix}",

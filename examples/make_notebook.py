@@ -1,0 +1,128 @@
+"""Writes examples/erlbridge-demo.ipynb from the cells below (run after editing them).
+
+Keeping the cells in a Python file makes them reviewable in diffs; the notebook is the
+artifact users open. ``tests/notebook`` executes the .ipynb headlessly.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+
+CELLS: list[tuple[str, str]] = [
+    ("markdown", """# erlbridge in a notebook
+
+This notebook joins a running Erlang cluster as a hidden node, looks at it, builds an
+upgrade `Script`, and upgrades the cluster's release — with tables and live per-node
+progress rendered in the cells.
+
+It reads the cluster's coordinates from the environment, so the same notebook works
+against the local demo cluster (`scripts/demo.sh --keep` prints them) or containers:
+
+| variable | meaning |
+|---|---|
+| `ERLBRIDGE_TARGETS` | comma-separated node names (`fixture1@127.0.0.1,...`) |
+| `ERLANG_COOKIE` or `ERLBRIDGE_COOKIE_FILE` | the cluster's cookie |
+| `ERL_EPMD_PORT` | EPMD port, if not 4369 |
+| `ERLBRIDGE_FIXTURES` | folder with `fixture-2.0.0.tar.gz` (for the upgrade) |"""),
+    ("code", """import os
+from pathlib import Path
+
+targets = os.environ["ERLBRIDGE_TARGETS"].split(",")
+cookie = os.environ.get("ERLANG_COOKIE") or Path(os.environ["ERLBRIDGE_COOKIE_FILE"]).read_text().strip()
+epmd_port = int(os.environ["ERL_EPMD_PORT"]) if os.environ.get("ERL_EPMD_PORT") else None
+fixtures = Path(os.environ.get("ERLBRIDGE_FIXTURES", "_build/fixtures"))
+host = targets[0].split("@", 1)[1]
+targets"""),
+    ("markdown", """## Connect with the blocking API
+
+`erlbridge.Node` is the blocking API. It runs its event loop in a background thread, so it
+works inside Jupyter's own running loop. `kernel_node` keeps **one** node per name for the
+kernel: re-running this cell replaces the node instead of leaking another one."""),
+    ("code", """from erlbridge.display import kernel_node
+
+node = kernel_node(f"notebook@{host}", cookie=cookie, epmd_port=epmd_port)
+{t: node.ping(t) for t in targets}"""),
+    ("code", """node.rpc(targets[0], "erlang", "system_info", ["otp_release"])"""),
+    ("code", """result = node.rpc(targets[0], "io", "format", ["hello from ~s~n", [targets[0]]], capture_output=True)
+result.output"""),
+    ("markdown", """## What runs where: `which_releases` on every node, as a table"""),
+    ("code", """from erlbridge.display import Table, plain
+
+outcomes = node.multicall(targets, "release_handler", "which_releases", [])
+Table(
+    ("node", "release", "version", "status"),
+    tuple(
+        (plain(n), plain(name), plain(vsn), plain(status))
+        for n, o in outcomes.items()
+        for name, vsn, _apps, status in o.unwrap()
+    ),
+    "which_releases",
+    "status",
+)"""),
+    ("markdown", """## Build and check an upgrade script offline
+
+`Script` objects validate by OTP's own rules (no node involved) and render as HTML."""),
+    ("code", """from erlbridge.upgrade import Apply, CodeChange, Load, LoadObjectCode, PointOfNoReturn, Resume, Script, Suspend
+
+script = Script([
+    LoadObjectCode("fixture", "2.0.0", ["fixture_server"]),
+    PointOfNoReturn(),
+    Suspend(["fixture_server"]),
+    Load("fixture_server"),
+    CodeChange([("fixture_server", [])]),
+    Resume(["fixture_server"]),
+    Apply("erlang", "garbage_collect", []),
+])
+warnings = script.validate()
+script"""),
+    ("code", """print(script.to_text())"""),
+    ("markdown", """## The driver, with top-level `await`
+
+The driver is asynchronous: in a notebook, `await` it directly. Readiness first."""),
+    ("code", """from erlbridge.asyncio import Node as AsyncNode
+from erlbridge.asyncio.driver import Driver
+
+anode = AsyncNode(f"notebook-driver@{host}", cookie=cookie, epmd_port=epmd_port)
+await anode.start()
+readiness = await Driver(anode, targets).readiness()
+readiness"""),
+    ("markdown", """## Upgrade the release on every node, with live progress in the cell
+
+`watch_run` follows the driver's journal and redraws one line per node while the upgrade
+runs (upload, unpack, check_install on all nodes, then install — the relup's `sync_nodes`
+barrier holds every node until all have arrived — and make_permanent)."""),
+    ("code", """import tempfile, time
+from erlbridge.display import CellProgress, watch_run
+
+journal = Path(tempfile.mkdtemp()) / "upgrade.journal"
+driver = Driver(anode, targets, journal=journal, node_timeout=120)
+progress = CellProgress("upgrade to 2.0.0", clock=time.monotonic)
+report = await watch_run(driver.upgrade(fixtures / "fixture-2.0.0.tar.gz"), journal=journal, progress=progress)
+report"""),
+    ("code", """assert report.ok, report.to_table()
+{plain(n): plain(o.unwrap()) for n, o in node.multicall(targets, "fixture", "vsn", []).items()}"""),
+    ("markdown", """## Clean up"""),
+    ("code", """await anode.close()
+from erlbridge.display import close_kernel_nodes
+close_kernel_nodes()"""),
+]
+
+
+def build() -> nbformat.NotebookNode:
+    notebook = nbformat.v4.new_notebook()
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                       "language": "python"}
+    for kind, source in CELLS:
+        if kind == "markdown":
+            notebook.cells.append(nbformat.v4.new_markdown_cell(source))
+        else:
+            notebook.cells.append(nbformat.v4.new_code_cell(source))
+    return notebook
+
+
+if __name__ == "__main__":
+    target = Path(__file__).with_name("erlbridge-demo.ipynb")
+    nbformat.write(build(), target)
+    print(f"wrote {target}")
