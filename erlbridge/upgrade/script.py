@@ -14,7 +14,9 @@ errors (the script would be rejected or would fail by construction)
 warnings (lints)
     ``suspended_not_resumed``, ``resumed_not_suspended``, ``code_change_not_suspended``,
     ``stopped_not_started``, ``started_not_stopped``, ``module_loaded_twice``,
-    ``sync_nodes_id_reused``, ``instructions_after_restart_emulator``
+    ``sync_nodes_id_reused``, ``instructions_after_restart_emulator``,
+    ``load_object_code_not_first`` (an apply before a load_object_code: OTP accepts it,
+    but the apply's effects stay if the object code cannot be read)
 
 Application instructions are validated through their expansion; a diagnostic about a
 part of an expansion carries the index of the application instruction.
@@ -205,6 +207,7 @@ class Script(Sequence[ScriptItem]):
         stopped: dict[str, int] = {}
         sync_ids: dict[bytes, int] = {}
         restart_at: int | None = None
+        first_apply: int | None = None
 
         for pos, (index, instr) in enumerate(low):
             before = first_ponr is not None and pos < first_ponr
@@ -237,7 +240,16 @@ class Script(Sequence[ScriptItem]):
                     "bad_op_before_point_of_no_return",
                     "only load_object_code and apply may come before point_of_no_return",
                 )
+            if isinstance(instr, Apply) and before and first_apply is None:
+                first_apply = index
             if isinstance(instr, LoadObjectCode):
+                if before and first_apply is not None:
+                    warn(
+                        index,
+                        "load_object_code_not_first",
+                        f"the apply at #{first_apply} already ran if reading this object "
+                        "code fails; put every load_object_code first",
+                    )
                 if first_ponr is None:
                     error(
                         index,

@@ -159,6 +159,11 @@ def test_all_errors_are_listed() -> None:
 
 WARNING_CASES = [
     (
+        "load_object_code_not_first",
+        [Apply("a", "b", []), LOC, PONR, Load("m")],
+        [LOC, Apply("a", "b", []), PONR, Load("m")],
+    ),
+    (
         "suspended_not_resumed",
         [LOC, PONR, Suspend(["m"]), Load("m")],
         [LOC, PONR, Suspend(["m"]), Load("m"), Resume(["m"])],
