@@ -3,10 +3,12 @@ terms, text, str and HTML."""
 
 from __future__ import annotations
 
+import textwrap
 from typing import Any
 
 import pytest
 
+import erlbridge.upgrade
 from erlbridge.exceptions import ScriptError
 from erlbridge.term import Atom, encode, parse_term, parse_terms
 from erlbridge.upgrade import (
@@ -381,3 +383,15 @@ def test_lift_applications_folds_exact_expansions() -> None:
     assert [d.rule for d in lifted.diagnostics()] == [d.rule for d in script.diagnostics()]
     short = Script.from_text("[{purge,[a,b]},{apply,{application,unload,[x]}}]")
     assert [type(i).__name__ for i in short.lift_applications()] == ["Purge", "UnloadApplication"]
+
+
+def test_package_docstring_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    doc = erlbridge.upgrade.__doc__ or ""
+    lines = []
+    for line in doc.split("Example::", 1)[1].splitlines()[1:]:
+        if line and not line.startswith("    "):
+            break
+        lines.append(line)
+    exec(textwrap.dedent("\n".join(lines)), {})  # the example asserts its own round trip
+    out = capsys.readouterr().out
+    assert '{load_object_code,{demo,"2",[demo_srv]}}' in out and "Script (" not in out
