@@ -39,6 +39,9 @@ Fixtures (stable public names)
     (unique name, created on first use, removed with all its containers at the end).
 ``erl_timeout_factor``
     (session) ``float($ERLBRIDGE_TIMEOUT_FACTOR)`` (default 1); multiply waits by it.
+``erlbridge_node``
+    (function) a hidden :class:`erlbridge.sync.Node` connected to every node of
+    ``erl_cluster``; closed at teardown.
 
 Reports and CI
 --------------
@@ -344,3 +347,27 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 # -- connected erlbridge node ------------------------------------------------------------
 # Fixtures yielding a connected erlbridge node (e.g. ``erlbridge_node``) go here, built on
 # ``erl_cluster``; keep their names stable and list them in the module docstring.
+
+_NODE_IDS = iter(range(1, 1 << 30))
+
+
+@pytest.fixture
+def erlbridge_node(erl_cluster: Cluster, erl_timeout_factor: float) -> Iterator[Any]:
+    """(function) a started, hidden :class:`erlbridge.sync.Node` joined to ``erl_cluster``.
+
+    It is connected to every node of the cluster before the test starts and closed at
+    teardown. Its name is ``pytest-<pid>-<n>@<cluster.client_host()>``. For the async
+    API, use ``node.asyncio_node`` only from the node's own loop, or start an
+    :class:`erlbridge.asyncio.Node` in the test with the same cluster coordinates.
+    """
+    from erlbridge.sync import Node  # noqa: PLC0415 (keep plugin import cheap)
+
+    name = f"pytest-{os.getpid()}-{next(_NODE_IDS)}@{erl_cluster.client_host()}"
+    node = Node(name, cookie=erl_cluster.cookie, epmd_port=erl_cluster.epmd_port, hidden=True)
+    node.start()
+    try:
+        for target in erl_cluster.node_names:
+            node.connect(target, timeout=30.0 * erl_timeout_factor)
+        yield node
+    finally:
+        node.close()
