@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from erlbridge.exceptions import ErlbridgeError, HandshakeError
 from erlbridge.protocol.connection import DistConnection
@@ -70,8 +70,9 @@ class DistProtocol(asyncio.Protocol):
     # -- asyncio.Protocol -----------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # not isinstance-checked: uvloop's transports do not subclass asyncio.Transport
+        self.transport = cast(asyncio.Transport, transport)
+        transport = self.transport
         transport.set_write_buffer_limits(high=4 * 1024 * 1024)
         if self.handshake is not None:
             out = self.handshake.data_to_send()
