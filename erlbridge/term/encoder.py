@@ -38,6 +38,19 @@ __all__ = ["encode"]
 
 _Encoder = Callable[[Any, bytearray], None]
 
+#: Binaries at least this big are not copied into the output buffer but joined once
+#: at the end (one copy in total, like the decoder).
+_BIG_BINARY = 64 * 1024
+
+
+class _Out(bytearray):
+    """The output buffer; ``parts`` collects finished chunks and big binaries."""
+
+    __slots__ = ("parts",)
+
+    parts: list[Any]
+
+
 _SMALL_INT = [bytes((97, i)) for i in range(256)]
 _p_int = struct.Struct(">Bi").pack
 _p_float = struct.Struct(">Bd").pack
@@ -73,7 +86,7 @@ def _atom_bytes(name: str) -> bytes:
     n = len(raw)
     encoded = bytes((119, n)) + raw if n < 256 else _p_tag_u16(118, n) + raw
     if len(_ATOM_BYTES) < _ATOM_BYTES_MAX:
-        _ATOM_BYTES[str(name)] = encoded
+        _ATOM_BYTES[name] = encoded
     return encoded
 
 
@@ -127,11 +140,14 @@ def _e_str(value: str, out: bytearray) -> None:
 
 
 def _e_bytes(value: bytes | bytearray | memoryview, out: bytearray) -> None:
-    if isinstance(value, memoryview):
-        out += _p_tag_u32(109, value.nbytes)
+    size = value.nbytes if isinstance(value, memoryview) else len(value)
+    out += _p_tag_u32(109, size)
+    if size >= _BIG_BINARY and isinstance(out, _Out):
+        out.parts.append(bytes(out))
+        out.parts.append(value)
+        out.clear()
     else:
-        out += _p_tag_u32(109, len(value))
-    out += value
+        out += value
 
 
 def _e_tuple(value: tuple[Any, ...], out: bytearray) -> None:
@@ -168,7 +184,11 @@ def _e_list(value: list[Any] | FrozenList, out: bytearray) -> None:
             raw = bytes(value)
         except ValueError:  # an int outside 0..255: a LIST_EXT of integers
             out += _p_tag_u32(108, n)
-            out += b"".join(map(_int_bytes, value))
+            small = _SMALL_INT
+            try:  # one C call per element while every int fits in 32 bits
+                out += b"".join([small[x] if 0 <= x <= 255 else _p_int(98, x) for x in value])
+            except struct.error:
+                out += b"".join(map(_int_bytes, value))
             out.append(106)
         else:
             out += _p_tag_u16(107, n)
@@ -335,7 +355,8 @@ def encode(term: Any, *, compressed: bool | int = False) -> bytes:
             characters, a cyclic or too deeply nested structure, an out-of-range pid
             field).
     """
-    out = bytearray(b"\x83")
+    out = _Out(b"\x83")
+    out.parts = []
     try:
         if type(term) is LocalTerm:
             out.append(121)
@@ -349,12 +370,17 @@ def encode(term: Any, *, compressed: bool | int = False) -> bytes:
         raise EncodeError("term nested too deeply (or cyclic) to encode") from None
     except (struct.error, OverflowError) as exc:
         raise EncodeError(f"value out of range for the External Term Format: {exc}") from None
+    if out.parts:
+        out.parts.append(out)
+        plain = b"".join(out.parts)
+    else:
+        plain = bytes(out)
     if compressed is False:
-        return bytes(out)
+        return plain
     level = 6 if compressed is True else int(compressed)
     if not 0 <= level <= 9:
         raise ValueError(f"compression level must be 0..9, not {compressed!r}")
-    packed = zlib.compress(memoryview(out)[1:], level)
-    if len(packed) + 5 >= len(out) - 1:
-        return bytes(out)
-    return bytes((VERSION,)) + _p_tag_u32(Tag.COMPRESSED, len(out) - 1) + packed
+    packed = zlib.compress(memoryview(plain)[1:], level)
+    if len(packed) + 5 >= len(plain) - 1:  # like OTP: only when it is smaller
+        return plain
+    return bytes((VERSION,)) + _p_tag_u32(Tag.COMPRESSED, len(plain) - 1) + packed
