@@ -25,15 +25,19 @@ against the local demo cluster (`scripts/demo.sh --keep` prints them) or contain
 | `ERLBRIDGE_TARGETS` | comma-separated node names (`fixture1@127.0.0.1,...`) |
 | `ERLANG_COOKIE` or `ERLBRIDGE_COOKIE_FILE` | the cluster's cookie |
 | `ERL_EPMD_PORT` | EPMD port, if not 4369 |
-| `ERLBRIDGE_FIXTURES` | folder with `fixture-2.0.0.tar.gz` (for the upgrade) |"""),
+| `ERLBRIDGE_FIXTURES` | folder with `fixture-2.0.0.tar.gz` (for the upgrade) |
+| `ERLBRIDGE_CLIENT_HOST` | this machine's address as the nodes see it |"""),
     ("code", """import os
 from pathlib import Path
 
 targets = os.environ["ERLBRIDGE_TARGETS"].split(",")
-cookie = os.environ.get("ERLANG_COOKIE") or Path(os.environ["ERLBRIDGE_COOKIE_FILE"]).read_text().strip()
+cookie = os.environ.get("ERLANG_COOKIE") or (
+    Path(os.environ["ERLBRIDGE_COOKIE_FILE"]).read_text().strip()
+)
 epmd_port = int(os.environ["ERL_EPMD_PORT"]) if os.environ.get("ERL_EPMD_PORT") else None
 fixtures = Path(os.environ.get("ERLBRIDGE_FIXTURES", "_build/fixtures"))
-host = targets[0].split("@", 1)[1]
+# the address this machine uses in node names (differs from the targets' with containers)
+host = os.environ.get("ERLBRIDGE_CLIENT_HOST") or targets[0].split("@", 1)[1]
 targets"""),
     ("markdown", """## Connect with the blocking API
 
@@ -44,8 +48,14 @@ kernel: re-running this cell replaces the node instead of leaking another one.""
 
 node = kernel_node(f"notebook@{host}", cookie=cookie, epmd_port=epmd_port)
 {t: node.ping(t) for t in targets}"""),
-    ("code", """node.rpc(targets[0], "erlang", "system_info", ["otp_release"])"""),
-    ("code", """result = node.rpc(targets[0], "io", "format", ["hello from ~s~n", [targets[0]]], capture_output=True)
+    ("markdown", """Arguments are Erlang terms: a Python `str` is a binary, an atom is `Atom("...")`
+(see the table in docs/node.md)."""),
+    ("code", """from erlbridge.term import Atom
+
+node.rpc(targets[0], "erlang", "system_info", [Atom("otp_release")])"""),
+    ("code", """result = node.rpc(
+    targets[0], "io", "format", ["hello from ~s~n", [targets[0]]], capture_output=True
+)
 result.output"""),
     ("markdown", """## What runs where: `which_releases` on every node, as a table"""),
     ("code", """from erlbridge.display import Table, plain
@@ -64,7 +74,16 @@ Table(
     ("markdown", """## Build and check an upgrade script offline
 
 `Script` objects validate by OTP's own rules (no node involved) and render as HTML."""),
-    ("code", """from erlbridge.upgrade import Apply, CodeChange, Load, LoadObjectCode, PointOfNoReturn, Resume, Script, Suspend
+    ("code", """from erlbridge.upgrade import (
+    Apply,
+    CodeChange,
+    Load,
+    LoadObjectCode,
+    PointOfNoReturn,
+    Resume,
+    Script,
+    Suspend,
+)
 
 script = Script([
     LoadObjectCode("fixture", "2.0.0", ["fixture_server"]),
@@ -93,19 +112,24 @@ readiness"""),
 `watch_run` follows the driver's journal and redraws one line per node while the upgrade
 runs (upload, unpack, check_install on all nodes, then install — the relup's `sync_nodes`
 barrier holds every node until all have arrived — and make_permanent)."""),
-    ("code", """import tempfile, time
+    ("code", """import tempfile
+import time
+
 from erlbridge.display import CellProgress, watch_run
 
 journal = Path(tempfile.mkdtemp()) / "upgrade.journal"
 driver = Driver(anode, targets, journal=journal, node_timeout=120)
 progress = CellProgress("upgrade to 2.0.0", clock=time.monotonic)
-report = await watch_run(driver.upgrade(fixtures / "fixture-2.0.0.tar.gz"), journal=journal, progress=progress)
+report = await watch_run(
+    driver.upgrade(fixtures / "fixture-2.0.0.tar.gz"), journal=journal, progress=progress
+)
 report"""),
     ("code", """assert report.ok, report.to_table()
 {plain(n): plain(o.unwrap()) for n, o in node.multicall(targets, "fixture", "vsn", []).items()}"""),
     ("markdown", """## Clean up"""),
-    ("code", """await anode.close()
-from erlbridge.display import close_kernel_nodes
+    ("code", """from erlbridge.display import close_kernel_nodes
+
+await anode.close()
 close_kernel_nodes()"""),
 ]
 
