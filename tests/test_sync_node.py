@@ -75,7 +75,9 @@ def test_top_level_export() -> None:
 @pytest.mark.integration
 def test_blocking_node_in_a_plain_script(erl_backend: LocalErlBackend, erl_node: ErlNode) -> None:
     with sync.Node(
-        "pysync1@127.0.0.1", cookie=erl_backend.cookie, epmd_port=erl_backend.epmd_port
+        f"pysync1@{erl_backend.client_host}",
+        cookie=erl_backend.cookie,
+        epmd_port=erl_backend.epmd_port,
     ) as node:
         assert node.rpc(erl_node.name, "erlang", "node", []) == erl_node.name
         assert node.ping(erl_node.name) is True
@@ -92,7 +94,9 @@ def test_blocking_node_in_a_plain_script(erl_backend: LocalErlBackend, erl_node:
         node.monitor_nodes(events)
         outcomes = node.multicall([erl_node.name], "erlang", "node", [])
         assert outcomes[erl_node.name].value == erl_node.name
-    bad = sync.Node("pysync2@127.0.0.1", cookie="wrong", epmd_port=erl_backend.epmd_port)
+    bad = sync.Node(
+        f"pysync2@{erl_backend.client_host}", cookie="wrong", epmd_port=erl_backend.epmd_port
+    )
     with pytest.raises(AuthenticationError):
         bad.connect(erl_node.name)
     bad.close()
@@ -106,7 +110,9 @@ def test_blocking_node_inside_a_running_loop(
 
     async def cell() -> object:
         node = sync.Node(
-            "pysync3@127.0.0.1", cookie=erl_backend.cookie, epmd_port=erl_backend.epmd_port
+            f"pysync3@{erl_backend.client_host}",
+            cookie=erl_backend.cookie,
+            epmd_port=erl_backend.epmd_port,
         )
         try:
             return node.rpc(erl_node.name, "erlang", "node", [])

@@ -11,6 +11,7 @@ import pytest
 from eb_nodeharness import ErlNode, LocalErlBackend, load_helpers, run, scaled
 
 from erlbridge.asyncio import DownMessage, ExitMessage, Node, NodeEvent, RpcResult
+from erlbridge.asyncio.epmd import port_please
 from erlbridge.exceptions import (
     AuthenticationError,
     BadRpc,
@@ -28,13 +29,15 @@ _names = itertools.count(1)
 
 def make_node(backend: LocalErlBackend, **kwargs: Any) -> Node:
     kwargs.setdefault("cookie", backend.cookie)
-    return Node(f"py{next(_names)}@127.0.0.1", epmd_port=backend.epmd_port, **kwargs)
+    return Node(f"py{next(_names)}@{backend.client_host}", epmd_port=backend.epmd_port, **kwargs)
 
 
 def test_rpc_returns_value(erl_backend: LocalErlBackend, erl_node: ErlNode) -> None:
     async def body() -> None:
         async with make_node(erl_backend) as node:
             assert await node.rpc(erl_node.name, "erlang", "node", []) == erl_node.name
+            release = await node.rpc(erl_node.name, "erlang", "system_info", [Atom("otp_release")])
+            assert release == erl_backend.otp  # the backend's OTP really is the target
             assert await node.rpc(erl_node.name, "lists", "seq", [1, 5]) == [1, 2, 3, 4, 5]
             assert await node.ping(erl_node.name) is True
             assert erl_node.name in node.connected_nodes()
@@ -55,14 +58,13 @@ def test_visible_node(erl_backend: LocalErlBackend, erl_node: ErlNode) -> None:
 
 def test_connect_by_host_port_without_epmd(erl_backend: LocalErlBackend, erl_node: ErlNode) -> None:
     async def body() -> None:
-        names = erl_backend._names()
-        port = next(
-            int(line.split()[-1]) for line in names.splitlines() if line.startswith("name n1 ")
-        )
+        alive, host = erl_node.name.split("@")
+        info = await port_please(host, alive, epmd_port=erl_backend.epmd_port)
+        port = info.port
         async with make_node(erl_backend, listen=False) as node:
-            full = await node.connect(f"n1@127.0.0.1:{port}")
+            full = await node.connect(f"{erl_node.name}:{port}")
             assert full == erl_node.name
-            assert await node.rpc(f"n1@127.0.0.1:{port}", "erlang", "node", []) == erl_node.name
+            assert await node.rpc(f"{erl_node.name}:{port}", "erlang", "node", []) == erl_node.name
 
     run(body())
 
@@ -105,7 +107,7 @@ def test_incoming_connection_and_send_to_name(
 
     async def body() -> None:
         async with make_node(erl_backend) as target, make_node(erl_backend) as helper:
-            await load_helpers(helper, erl_node.name, erl_backend.beam)
+            await load_helpers(helper, erl_node.name, erl_backend.beam_for(erl_node))
             events: asyncio.Queue[NodeEvent] = asyncio.Queue()
             target.monitor_nodes(events)
             inbox = target.process(name="inbox")
@@ -125,7 +127,7 @@ def test_incoming_connection_and_send_to_name(
 def test_send_receive_both_ways(erl_backend: LocalErlBackend, erl_node: ErlNode) -> None:
     async def body() -> None:
         async with make_node(erl_backend) as node:
-            await load_helpers(node, erl_node.name, erl_backend.beam)
+            await load_helpers(node, erl_node.name, erl_backend.beam_for(erl_node))
             echo = await node.rpc(
                 erl_node.name, "erlang", "spawn", [Atom("eb_test"), Atom("echo"), []]
             )
@@ -157,7 +159,7 @@ def test_send_receive_both_ways(erl_backend: LocalErlBackend, erl_node: ErlNode)
 def test_links_and_exits_both_ways(erl_backend: LocalErlBackend, erl_node: ErlNode) -> None:
     async def body() -> None:
         async with make_node(erl_backend) as node:
-            await load_helpers(node, erl_node.name, erl_backend.beam)
+            await load_helpers(node, erl_node.name, erl_backend.beam_for(erl_node))
             # Python links to Erlang; the Erlang process is killed -> EXIT (trapped)
             p = node.process(trap_exit=True)
             victim = await node.rpc(
@@ -226,7 +228,7 @@ def test_links_and_exits_both_ways(erl_backend: LocalErlBackend, erl_node: ErlNo
 def test_monitors_both_ways(erl_backend: LocalErlBackend, erl_node: ErlNode) -> None:
     async def body() -> None:
         async with make_node(erl_backend) as node:
-            await load_helpers(node, erl_node.name, erl_backend.beam)
+            await load_helpers(node, erl_node.name, erl_backend.beam_for(erl_node))
             p = node.process()
             victim = await node.rpc(
                 erl_node.name, "erlang", "spawn", [Atom("eb_test"), Atom("wait_forever"), []]
@@ -302,7 +304,7 @@ def test_rpc_errors(erl_backend: LocalErlBackend, erl_node: ErlNode) -> None:
 def test_rpc_timeout_and_recovery(erl_backend: LocalErlBackend, erl_node: ErlNode) -> None:
     async def body() -> None:
         async with make_node(erl_backend) as node:
-            await load_helpers(node, erl_node.name, erl_backend.beam)
+            await load_helpers(node, erl_node.name, erl_backend.beam_for(erl_node))
             start = time.monotonic()
             with pytest.raises(Timeout) as info:
                 await node.rpc(
@@ -323,7 +325,7 @@ def test_rpc_output(erl_backend: LocalErlBackend, erl_node: ErlNode) -> None:
         async with make_node(
             erl_backend, output=lambda pid, text: printed.append((pid, text))
         ) as node:
-            await load_helpers(node, erl_node.name, erl_backend.beam)
+            await load_helpers(node, erl_node.name, erl_backend.beam_for(erl_node))
             result = await node.rpc(
                 erl_node.name, "eb_test", "print", [{"a": (1, Atom("b"))}], capture_output=True
             )
@@ -375,7 +377,7 @@ def test_thousand_concurrent_rpcs(erl_backend: LocalErlBackend, erl_node: ErlNod
 def test_ten_megabyte_messages(erl_backend: LocalErlBackend, erl_node: ErlNode) -> None:
     async def body() -> None:
         async with make_node(erl_backend) as node:
-            await load_helpers(node, erl_node.name, erl_backend.beam)
+            await load_helpers(node, erl_node.name, erl_backend.beam_for(erl_node))
             data = await node.rpc(erl_node.name, "eb_test", "big_binary", [10_000_000], timeout=30)
             assert data == b"x" * 10_000_000
             # and the other way round
@@ -390,7 +392,7 @@ def test_ten_megabyte_messages(erl_backend: LocalErlBackend, erl_node: ErlNode) 
 def test_max_message_size_drops_connection(erl_backend: LocalErlBackend, erl_node: ErlNode) -> None:
     async def body() -> None:
         async with make_node(erl_backend, max_message_size=1_000_000) as node:
-            await load_helpers(node, erl_node.name, erl_backend.beam)
+            await load_helpers(node, erl_node.name, erl_backend.beam_for(erl_node))
             with pytest.raises(NodeDown):
                 await node.rpc(erl_node.name, "eb_test", "big_binary", [2_000_000], timeout=10)
 
@@ -402,7 +404,7 @@ def test_sigkill_gives_nodedown(erl_backend: LocalErlBackend) -> None:
 
     async def body() -> None:
         async with make_node(erl_backend, net_ticktime=4) as node:
-            await load_helpers(node, victim.name, erl_backend.beam)
+            await load_helpers(node, victim.name, erl_backend.beam_for(victim))
             events: asyncio.Queue[NodeEvent] = asyncio.Queue()
             node.monitor_nodes(events)
             p = node.process()
