@@ -10,6 +10,7 @@
     ├── ProtocolError                         the peer broke the rules
     │   ├── FramingError
     │   ├── HandshakeError                    .status
+    │   │   └── TLSError                      .node, .reason (TLS distribution)
     │   └── AuthenticationError               .node (wrong cookie)
     ├── InvalidState(RuntimeError)            we misused the API
     ├── EpmdError
@@ -67,6 +68,7 @@ __all__ = [
     "RemoteError",
     "RemoteException",
     "ScriptError",
+    "TLSError",
     "TermError",
     "TermSyntaxError",
     "Timeout",
@@ -125,6 +127,18 @@ class HandshakeError(ProtocolError):
     def __init__(self, message: str, status: str | None = None) -> None:
         self.status = status
         super().__init__(message)
+
+
+class TLSError(HandshakeError):
+    """The TLS layer of a TLS distribution connection with ``node`` failed (wrong CA,
+    expired or missing certificate, hostname mismatch, a plaintext peer); ``reason`` is
+    the short ``ssl`` reason (e.g. ``"certificate has expired"``), the ``ssl`` error is
+    chained as the cause."""
+
+    def __init__(self, node: str, message: str, *, reason: str | None = None) -> None:
+        self.node = node
+        self.reason = reason
+        super().__init__(f"TLS with {node}: {message}")
 
 
 class AuthenticationError(HandshakeError):

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Callable
 from typing import Any, Protocol, cast
 
+from erlbridge.asyncio.tls import tls_error
 from erlbridge.exceptions import ErlbridgeError, HandshakeError
 from erlbridge.protocol.connection import DistConnection
 from erlbridge.protocol.control import ControlMessage
@@ -108,6 +110,11 @@ class DistProtocol(asyncio.Protocol):
             failure: BaseException
             if self.down_reason is not None and isinstance(self.down_reason, BaseException):
                 failure = self.down_reason
+            elif isinstance(exc, ssl.SSLError):
+                # TLS distribution: the peer refused our certificate after the TLS
+                # handshake (TLS 1.3 checks client certificates late) -> a TLSError
+                failure = tls_error(exc, self.peer_node or "?")
+                failure.__cause__ = exc
             elif hs is None:
                 failure = HandshakeError("connection closed during the handshake")
             else:

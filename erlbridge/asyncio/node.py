@@ -13,6 +13,7 @@ import logging
 import os
 import secrets
 import socket
+import ssl
 import struct
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -32,6 +33,7 @@ from erlbridge.asyncio.rpc import (
     RpcResult,
     interpret_reply,
 )
+from erlbridge.asyncio.tls import TLSAcceptor, TLSOptions, tls_error
 from erlbridge.exceptions import (
     EpmdError,
     ErlbridgeError,
@@ -154,7 +156,9 @@ class Node:
     ``$ERL_EPMD_PORT``, else 4369); ``net_ticktime`` seconds; ``listen`` (accept incoming
     connections and register with EPMD); ``listen_port`` (0 = any); ``max_message_size``
     bytes per incoming frame (None = unlimited); ``output`` receives ``(pid, text)`` printed
-    by remote processes whose group leader is this node (default: logged); ``logger``.
+    by remote processes whose group leader is this node (default: logged); ``logger``;
+    ``tls`` (:class:`~erlbridge.asyncio.tls.TLSOptions`): speak TLS distribution
+    (``-proto_dist inet_tls``) in both directions, EPMD stays plaintext.
     """
 
     def __init__(
@@ -172,6 +176,7 @@ class Node:
         connect_timeout: float = 10.0,
         output: OutputCallback | None = None,
         logger: logging.Logger | None = None,
+        tls: TLSOptions | None = None,
     ) -> None:
         if "@" not in name:
             name = f"{name}@{socket.gethostname().split('.')[0]}"
@@ -187,6 +192,9 @@ class Node:
         self.max_message_size = max_message_size
         self.connect_timeout = connect_timeout
         self.log = logger or _logger
+        self.tls = tls
+        self._client_ssl: ssl.SSLContext | None = tls.client_context() if tls else None
+        self._packet_bytes = 4 if tls else 2  # handshake length prefix (OTP-NOTES §8)
         self.flags = default_flags(hidden=hidden)
         self.creation = 0
         #: messages dropped because nobody could receive them
@@ -244,8 +252,18 @@ class Node:
         alive, host = self.name.split("@", 1)
         if self.listen:
             bind = self.listen_host or (host if _is_ip(host) else None)
+            factory: Callable[[], asyncio.Protocol] = self._incoming
+            if self.tls is not None:
+                server_ssl = self.tls.server_context()
+                incoming, timeout = self._incoming, self.tls.handshake_timeout
+
+                def factory() -> asyncio.Protocol:
+                    return TLSAcceptor(
+                        incoming, server_ssl, handshake_timeout=timeout, log=self.log
+                    )
+
             self._server = await self._loop.create_server(
-                self._incoming, host=bind, port=self.listen_port
+                factory, host=bind, port=self.listen_port
             )
             try:
                 self._registration = await epmd_client.EpmdRegistration.register(
@@ -440,7 +458,15 @@ class Node:
                     creation=self.creation,
                     challenge=secrets.randbits(32),
                     peer_node=peer.name,
+                    packet_bytes=self._packet_bytes,
                 )
+                tls: dict[str, Any] = {}
+                if self.tls is not None:
+                    tls = {
+                        "ssl": self._client_ssl,
+                        "server_hostname": self.tls.server_hostname or host,
+                        "ssl_handshake_timeout": self.tls.handshake_timeout,
+                    }
                 try:
                     await loop.create_connection(
                         lambda: DistProtocol(
@@ -451,7 +477,15 @@ class Node:
                         ),
                         host,
                         port,
+                        **tls,
                     )
+                except (ssl.SSLError, ssl.CertificateError) as exc:
+                    raise tls_error(exc, peer.name) from exc
+                except (ConnectionResetError, ConnectionAbortedError) as exc:
+                    if self.tls is None:
+                        raise NodeDown(peer.name, f"connection to {host}:{port}: {exc}") from exc
+                    # reset or timed out in the TLS handshake (e.g. a plaintext node)
+                    raise tls_error(exc, peer.name) from exc
                 except OSError as exc:
                     raise NodeDown(peer.name, f"cannot connect to {host}:{port}: {exc}") from exc
                 await asyncio.shield(peer.connected)
@@ -492,6 +526,7 @@ class Node:
             flags=self.flags,
             creation=self.creation,
             challenge=secrets.randbits(32),
+            packet_bytes=self._packet_bytes,
         )
         return DistProtocol(
             self, hs, net_ticktime=self.net_ticktime, max_message_size=self.max_message_size
