@@ -10,12 +10,14 @@ Use::
 
 Every leaf certificate carries both ``serverAuth`` and ``clientAuth`` (a distribution node
 is server and client) and the given hosts as subject alternative names (IP addresses both
-as IP entries and as DNS names, which is what OTP's hostname check compares). Keys are unencrypted P-256 PEM files written with
-mode 0600: test material only, never for production.
+as IP entries and as DNS names, which is what OTP's hostname check compares). Keys are
+unencrypted P-256 PEM files written with mode 0600: test material only, never for
+production.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import ipaddress
 import logging
@@ -144,10 +146,8 @@ class TestCA:
             start, end = now - datetime.timedelta(hours=1), now + datetime.timedelta(valid_days)
         alt_names: list[Any] = []
         for host in hosts:
-            try:
+            with contextlib.suppress(ValueError):
                 alt_names.append(x509.IPAddress(ipaddress.ip_address(host)))
-            except ValueError:
-                pass
             # OTP's inet_tls_dist checks the host part of the node name as a DNS id (it
             # puts it first as server_name_indication), even for an IP address; Python
             # matches an IP only against IP entries. So an IP gets both entries.
