@@ -162,16 +162,19 @@ def test_driver_direct_sync_barriers(cluster3: Any, drvt: dict[str, Path]) -> No
     asyncio.run(main())
 
 
-async def _wait_started(journal: Path, step: str, n: int, timeout: float) -> None:
-    """Wait until the journal shows ``step`` started on ``n`` nodes."""
+async def _wait_started(journal: Path, step: str, n: int, timeout: float,
+                        task: asyncio.Task[Any]) -> None:
+    """Wait until the journal shows ``step`` started (and not finished) on ``n`` nodes."""
     end = asyncio.get_running_loop().time() + timeout
     while asyncio.get_running_loop().time() < end:
+        if task.done():
+            raise AssertionError(f"the run ended before {step} started: {task.result()}")
         if journal.exists():
             st = read_journal(journal)
             if sum(1 for s in st.nodes.values() if step in s.in_doubt) >= n:
                 return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{step} did not start on {n} nodes")
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"{step} did not start on {n} nodes: {read_journal(journal)}")
 
 
 def test_driver_direct_barrier_released_when_node_killed(cluster3: Any, drvt: dict[str, Path],
@@ -197,7 +200,7 @@ def test_driver_direct_barrier_released_when_node_killed(cluster3: Any, drvt: di
                          journal=journal)
             task = asyncio.create_task(drv.run_script(script,
                                                       push_code={"drvt": drvt["2"] / "ebin"}))
-            await _wait_started(journal, "eval", 3, 20 * FACTOR)
+            await _wait_started(journal, "eval", 3, 20 * FACTOR, task)
             await asyncio.sleep(0.5 * FACTOR)
             cluster3.kill(victim)
             t0 = asyncio.get_running_loop().time()
@@ -238,7 +241,7 @@ def test_driver_direct_barrier_deadline_when_partitioned(cluster3: Any,
                          journal=journal)
             task = asyncio.create_task(drv.run_script(script,
                                                       push_code={"drvt": drvt["2"] / "ebin"}))
-            await _wait_started(journal, "eval", 3, 20 * FACTOR)
+            await _wait_started(journal, "eval", 3, 20 * FACTOR, task)
             os.kill(cluster3.procs[victim].pid, signal.SIGSTOP)
             try:
                 report = await asyncio.wait_for(task, 30 * FACTOR)

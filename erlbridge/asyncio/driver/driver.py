@@ -78,21 +78,44 @@ logger = logging.getLogger(__name__)
 CHUNK_BYTES = 1 << 20
 UnitFn = Callable[["_Ctx", str, float], Awaitable[None]]
 
+# sha256 via crypto when the target has it; a release without crypto gets erlang:md5.
 _HASH_FILE = (
     "{ok, F} = file:open(P, [read, binary, raw]),"
     " R = file:pread(F, 0, N), ok = file:close(F),"
-    " case R of {ok, B} -> {byte_size(B), crypto:hash(sha256, B)}; eof -> {0, <<>>} end."
+    " B = case R of {ok, Bin} -> Bin; eof -> <<>> end,"
+    " H = try crypto:hash(sha256, B) of D -> {sha256, D}"
+    " catch error:_ -> {md5, erlang:md5(B)} end,"
+    " {byte_size(B), H}."
+)
+# Does the script release_handler would run to go from the current release to V contain
+# sync_nodes? (Up: V's relup, entry from Cur; down: Cur's relup, entry to V.)
+_RELUP_SYNC = (
+    "Cur = hd([Vc || {_, Vc, _, current} <- release_handler:which_releases()]"
+    " ++ [Vp || {_, Vp, _, permanent} <- release_handler:which_releases()]),"
+    ' Up = case file:consult(filename:join([D, V, "relup"])) of'
+    " {ok, [{_, Ups, _}]} -> case lists:keyfind(Cur, 1, Ups) of"
+    " {_, _, S1} -> S1; false -> none end; _ -> none end,"
+    " Script = case Up of none ->"
+    ' case file:consult(filename:join([D, Cur, "relup"])) of'
+    " {ok, [{_, _, Downs}]} -> case lists:keyfind(V, 1, Downs) of"
+    " {_, _, S2} -> S2; false -> [] end; _ -> [] end; _ -> Up end,"
+    " lists:any(fun(I) -> is_tuple(I) andalso element(1, I) =:= sync_nodes end, Script)."
 )
 _RELDIR = (
     "case application:get_env(sasl, releases_dir) of {ok, X} -> X;"
-    " _ -> case os:getenv(\"RELDIR\") of false -> filename:join(code:root_dir(), \"releases\");"
+    ' _ -> case os:getenv("RELDIR") of false -> filename:join(code:root_dir(), "releases");'
     " Y -> Y end end."
 )
 
 
-async def discover(node: Any, seed: str, *, include_connected: bool = False,
-                   filter: str | Callable[[str], bool] | None = None,
-                   timeout: float = 10.0) -> list[str]:
+async def discover(
+    node: Any,
+    seed: str,
+    *,
+    include_connected: bool = False,
+    filter: str | Callable[[str], bool] | None = None,
+    timeout: float = 10.0,
+) -> list[str]:
     """Targets from a seed node: the seed plus its ``nodes()`` (``nodes(connected)`` with
     ``include_connected``, which adds hidden nodes), minus this Python node.
 
@@ -175,8 +198,9 @@ class Driver:
         self.targets = [name_of(t) for t in targets]
         if len(set(self.targets)) != len(self.targets):
             raise ValueError("duplicate target nodes")
-        self.policy = Policy(concurrency, node_timeout, overall_timeout, stop_on_first_failure,
-                             canary)
+        self.policy = Policy(
+            concurrency, node_timeout, overall_timeout, stop_on_first_failure, canary
+        )
         self.dry_run = dry_run
         self.journal_path = journal
         self.resume = resume
@@ -196,21 +220,39 @@ class Driver:
     def _ctx(self, op: str) -> _Ctx:
         journal = Journal(self.journal_path, op=op)
         previous = journal.previous() if self.resume else JournalState()
-        ctx = _Ctx(op, journal, previous, self.resume,
-                   Deadlines(self._now(), self.policy.node_timeout, self.policy.overall_timeout))
-        journal.write("run_started", info={"targets": self.targets, "dry_run": self.dry_run,
-                                           "policy": _policy_dict(self.policy)})
+        ctx = _Ctx(
+            op,
+            journal,
+            previous,
+            self.resume,
+            Deadlines(self._now(), self.policy.node_timeout, self.policy.overall_timeout),
+        )
+        journal.write(
+            "run_started",
+            info={
+                "targets": self.targets,
+                "dry_run": self.dry_run,
+                "policy": _policy_dict(self.policy),
+            },
+        )
         return ctx
 
-    async def _step(self, ctx: _Ctx, node: str, step: str,
-                    fn: Callable[[], Awaitable[Any]]) -> bool:
+    async def _step(
+        self, ctx: _Ctx, node: str, step: str, fn: Callable[[], Awaitable[Any]]
+    ) -> bool:
         """Run one step on one node with journal records; True when it ended ok."""
         if ctx.resume and ctx.previous.completed(node, step):
             prev = ctx.previous.nodes[node].outcomes.get(step, {})
             ctx.steps.setdefault(node, []).append(
-                StepResult(step, Status.OK, 0.0, prev.get("value"), resumed=True))
-            ctx.journal.write("finished", node=node, step=step, status="ok",
-                              outcome={"resumed": True, "value": prev.get("value")})
+                StepResult(step, Status.OK, 0.0, prev.get("value"), resumed=True)
+            )
+            ctx.journal.write(
+                "finished",
+                node=node,
+                step=step,
+                status="ok",
+                outcome={"resumed": True, "value": prev.get("value")},
+            )
             return True
         ctx.journal.write("started", node=node, step=step)
         t0 = self._now()
@@ -220,19 +262,38 @@ class Driver:
         except StepFailed as exc:
             res = StepResult(step, exc.status, self._now() - t0, exc.value, exc.error)
         except TimeoutError:
-            res = StepResult(step, Status.TIMEOUT, self._now() - t0, None,
-                             NodeError("timeout", "deadline", f"{step} exceeded its deadline"))
+            res = StepResult(
+                step,
+                Status.TIMEOUT,
+                self._now() - t0,
+                None,
+                NodeError("timeout", "deadline", f"{step} exceeded its deadline"),
+            )
         except (ScriptError, OSError, ValueError) as exc:
-            res = StepResult(step, Status.ERROR, self._now() - t0, None,
-                             NodeError("internal", type(exc).__name__, str(exc)))
+            res = StepResult(
+                step,
+                Status.ERROR,
+                self._now() - t0,
+                None,
+                NodeError("internal", type(exc).__name__, str(exc)),
+            )
         ctx.steps.setdefault(node, []).append(res)
-        ctx.journal.write("finished", node=node, step=step, status=str(res.status),
-                          outcome=res.to_dict())
+        ctx.journal.write(
+            "finished", node=node, step=step, status=str(res.status), outcome=res.to_dict()
+        )
         self.log.info("%s %s on %s: %s", ctx.op, step, node, res.status)
         return res.status is Status.OK
 
-    async def _phase(self, ctx: _Ctx, name: str, nodes: Sequence[str], unit: UnitFn, *,
-                     policy: Policy, planned: Sequence[str]) -> None:
+    async def _phase(
+        self,
+        ctx: _Ctx,
+        name: str,
+        nodes: Sequence[str],
+        unit: UnitFn,
+        *,
+        policy: Policy,
+        planned: Sequence[str],
+    ) -> None:
         """Run ``unit(ctx, node, deadline)`` on ``nodes`` under ``policy``.
 
         A unit runs one or more steps (via :meth:`_step`). Nodes the scheduler never
@@ -250,9 +311,15 @@ class Driver:
                 async with asyncio.timeout_at(deadline + 1.0):  # backstop: rpcs use deadline
                     await unit(ctx, n, deadline)
             except TimeoutError:
-                ctx.steps.setdefault(n, []).append(StepResult(
-                    name, Status.TIMEOUT, 0.0, None,
-                    NodeError("timeout", "deadline", f"{name} exceeded the node deadline")))
+                ctx.steps.setdefault(n, []).append(
+                    StepResult(
+                        name,
+                        Status.TIMEOUT,
+                        0.0,
+                        None,
+                        NodeError("timeout", "deadline", f"{name} exceeded the node deadline"),
+                    )
+                )
 
         try:
             while True:
@@ -280,12 +347,19 @@ class Driver:
     def _skip(self, ctx: _Ctx, node: str, steps: Sequence[str], why: str) -> None:
         for s in steps:
             ctx.steps.setdefault(node, []).append(
-                StepResult(s, Status.SKIPPED, 0.0, None, NodeError("skipped", why, why)))
-            ctx.journal.write("finished", node=node, step=s, status="skipped",
-                              outcome={"note": why})
+                StepResult(s, Status.SKIPPED, 0.0, None, NodeError("skipped", why, why))
+            )
+            ctx.journal.write(
+                "finished", node=node, step=s, status="skipped", outcome={"note": why}
+            )
 
-    def _report(self, ctx: _Ctx, prep_steps: Sequence[str], dry_run: bool,
-                extra: Mapping[str, Any] | None = None) -> RunReport:
+    def _report(
+        self,
+        ctx: _Ctx,
+        prep_steps: Sequence[str],
+        dry_run: bool,
+        extra: Mapping[str, Any] | None = None,
+    ) -> RunReport:
         outcomes, preflight = [], []
         for n in self.targets:
             steps = ctx.steps.get(n, [])
@@ -293,25 +367,39 @@ class Driver:
             prep = [s for s in steps if s.step in prep_steps]
             preflight.append(NodeOutcome.from_steps(n, prep, output=output))
             outcomes.append(NodeOutcome.from_steps(n, steps, output=output))
-        report = RunReport(ctx.op, tuple(outcomes), self._now() - ctx.deadlines.start,
-                           tuple(preflight) if prep_steps else (), dry_run,
-                           ctx.journal.run, dict(extra or {}))
+        report = RunReport(
+            ctx.op,
+            tuple(outcomes),
+            self._now() - ctx.deadlines.start,
+            tuple(preflight) if prep_steps else (),
+            dry_run,
+            ctx.journal.run,
+            dict(extra or {}),
+        )
         ctx.journal.write("run_finished", info={"counts": report.counts(), "ok": report.ok})
         ctx.journal.close()
         return report
 
-    async def _two_phase(self, op: str, prep: Sequence[str], prep_unit: UnitFn | None,
-                         exe: Sequence[str], exe_unit: UnitFn, *,
-                         extra: Mapping[str, Any] | None = None,
-                         around_exec: Callable[[_Ctx], contextlib.AbstractAsyncContextManager[Any]]
-                         | None = None) -> RunReport:
+    async def _two_phase(
+        self,
+        op: str,
+        prep: Sequence[str],
+        prep_unit: UnitFn | None,
+        exe: Sequence[str],
+        exe_unit: UnitFn,
+        *,
+        extra: Mapping[str, Any] | None = None,
+        around_exec: Callable[[_Ctx], contextlib.AbstractAsyncContextManager[Any]] | None = None,
+    ) -> RunReport:
         ctx = self._ctx(op)
         try:
             if prep_unit is not None:
-                prep_policy = Policy(self.policy.concurrency, self.policy.node_timeout,
-                                     self.policy.overall_timeout)
-                await self._phase(ctx, "prepare", self.targets, prep_unit, policy=prep_policy,
-                                  planned=prep)
+                prep_policy = Policy(
+                    self.policy.concurrency, self.policy.node_timeout, self.policy.overall_timeout
+                )
+                await self._phase(
+                    ctx, "prepare", self.targets, prep_unit, policy=prep_policy, planned=prep
+                )
                 failed = [n for n in self.targets if not ctx.ok(n)]
                 if self.dry_run:
                     return self._report(ctx, prep, True, extra)
@@ -323,8 +411,9 @@ class Driver:
                 return self._report(ctx, prep, True, extra)
             cm = around_exec(ctx) if around_exec is not None else contextlib.nullcontext()
             async with cm:
-                await self._phase(ctx, "execute", self.targets, exe_unit, policy=self.policy,
-                                  planned=exe)
+                await self._phase(
+                    ctx, "execute", self.targets, exe_unit, policy=self.policy, planned=exe
+                )
             return self._report(ctx, prep, False, extra)
         finally:
             ctx.journal.close()
@@ -368,7 +457,7 @@ class Driver:
         ``script`` is an :class:`erlbridge.upgrade.Script` (or a list of instruction terms).
         Lib dirs per target: ``lib_dirs[app]`` (a path on the target), else the pushed
         copy (``push_code[app]``: a local ebin directory or ``{filename: bytes}``, written
-        to ``<push_root>/<run>/<app>-<vsn>/ebin`` on each target), else
+        to ``<push_root>/<run>/<node>/<app>-<vsn>/ebin`` on each target), else
         ``code:lib_dir(App)`` on the target. Versions come from the script's
         ``load_object_code``. ``sync_nodes`` become Python-coordinated barriers (see
         :mod:`.rewrite`); they require every listed node to be a target (or the Python
@@ -386,21 +475,28 @@ class Driver:
             for b in barriers:
                 unknown = set(b.nodes) - set(self.targets) - {me}
                 if unknown:
-                    raise ScriptError(f"sync_nodes {b.id!r} lists non-target nodes "
-                                      f"{sorted(unknown)}", index=b.index, rule="barrier_node")
+                    raise ScriptError(
+                        f"sync_nodes {b.id!r} lists non-target nodes {sorted(unknown)}",
+                        index=b.index,
+                        rule="barrier_node",
+                    )
             if self.policy.canary:
-                raise ScriptError("canary cannot run a script with sync_nodes barriers",
-                                  rule="barrier_canary")
+                raise ScriptError(
+                    "canary cannot run a script with sync_nodes barriers", rule="barrier_canary"
+                )
             c = self.policy.concurrency
             if c is not None and c < len(self.targets):
-                raise ScriptError("sync_nodes barriers need concurrency >= number of targets",
-                                  rule="barrier_concurrency")
+                raise ScriptError(
+                    "sync_nodes barriers need concurrency >= number of targets",
+                    rule="barrier_concurrency",
+                )
         libs = script_libs(terms)
         pushed = {app: _beam_files(src) for app, src in (push_code or {}).items()}
         for app in pushed:
             if app not in libs:
-                raise ScriptError(f"push_code for {app}, which the script does not load",
-                                  rule="push_unused")
+                raise ScriptError(
+                    f"push_code for {app}, which the script does not load", rule="push_unused"
+                )
         opts: list[Any] = [(Atom("update_paths"), Atom("true" if update_paths else "false"))]
         if suspend_timeout is not None:
             opts.append((Atom("suspend_timeout"), _ms(suspend_timeout)))
@@ -418,25 +514,45 @@ class Driver:
             await self._connect(n, deadline)
             d = ctx.data.setdefault(n, {})
             if pushed:
-                ok = await self._step(ctx, n, "push", lambda: self._push(
-                    n, pushed, libs, run_tag, d, deadline=deadline))
+                ok = await self._step(
+                    ctx,
+                    n,
+                    "push",
+                    lambda: self._push(n, pushed, libs, run_tag, d, deadline=deadline),
+                )
                 if not ok:
                     return
-            ok = await self._step(ctx, n, "lib_dirs", lambda: self._lib_dirs(
-                n, libs, lib_dirs or {}, d, deadline))
+            ok = await self._step(
+                ctx, n, "lib_dirs", lambda: self._lib_dirs(n, libs, lib_dirs or {}, d, deadline)
+            )
             if ok:
-                await self._step(ctx, n, "preflight", lambda: self._check_script(
-                    n, check_terms, d["libdirs"], deadline))
+                await self._step(
+                    ctx,
+                    n,
+                    "preflight",
+                    lambda: self._check_script(n, check_terms, d["libdirs"], deadline),
+                )
 
         async def execute(ctx: _Ctx, n: str, deadline: float) -> None:
             d = ctx.data.setdefault(n, {})
             script_n = terms
             if service is not None:
-                script_n = rewrite_barriers(terms, barrier_name=service.name_for(n), py_node=me,
-                                            target=n, timeout_ms=_ms(target_timeout))
+                script_n = rewrite_barriers(
+                    terms,
+                    barrier_name=service.name_for(n),
+                    py_node=me,
+                    target=n,
+                    timeout_ms=_ms(target_timeout),
+                )
             try:
-                await self._step(ctx, n, "eval", lambda: self._eval_script(
-                    ctx, n, script_n, d["libdirs"], opts=opts, deadline=deadline))
+                await self._step(
+                    ctx,
+                    n,
+                    "eval",
+                    lambda: self._eval_script(
+                        ctx, n, script_n, d["libdirs"], opts=opts, deadline=deadline
+                    ),
+                )
             finally:
                 if service is not None:
                     service.node_gone(n, "finished")
@@ -447,72 +563,115 @@ class Driver:
             if not barriers:
                 yield None
                 return
-            async with BarrierService(self.node, self.targets, ctx.journal.run,
-                                      timeout=b_timeout) as service:
+            async with BarrierService(
+                self.node, self.targets, ctx.journal.run, timeout=b_timeout
+            ) as service:
                 yield service
 
         prep = (["push"] if pushed else []) + ["lib_dirs", "preflight"]
         return await self._two_phase(
-            "run_script", prep, prepare, ["eval"], execute,
+            "run_script",
+            prep,
+            prepare,
+            ["eval"],
+            execute,
             extra={"barriers": [jsonable(b.id) for b in barriers], "libs": libs},
-            around_exec=around)
+            around_exec=around,
+        )
 
-    async def _push(self, n: str, pushed: Mapping[str, Mapping[str, bytes]],
-                    libs: Mapping[str, str], run_tag: str, d: dict[str, Any], *,
-                    deadline: float) -> Any:
+    async def _push(
+        self,
+        n: str,
+        pushed: Mapping[str, Mapping[str, bytes]],
+        libs: Mapping[str, str],
+        run_tag: str,
+        d: dict[str, Any],
+        *,
+        deadline: float,
+    ) -> Any:
         dirs = {}
         for app, files in pushed.items():
-            base = f"{self.push_root}/{run_tag}/{app}-{libs[app]}"
+            # One dir per target: nodes on one host must not share (and race on) files.
+            base = f"{self.push_root}/{run_tag}/{n}/{app}-{libs[app]}"
             for fname, data in files.items():
                 path = f"{base}/ebin/{fname}"
-                r = await self.caller.rpc(n, "filelib", "ensure_dir", [charlist(path)],
-                                          deadline=deadline)
+                r = await self.caller.rpc(
+                    n, "filelib", "ensure_dir", [charlist(path)], deadline=deadline
+                )
                 if r != "ok":
                     raise StepFailed(Status.ERROR, NodeError("push", r, f"ensure_dir {path}"))
-                r = await self.caller.rpc(n, "file", "write_file", [charlist(path), data],
-                                          deadline=deadline)
+                r = await self.caller.rpc(
+                    n, "file", "write_file", [charlist(path), data], deadline=deadline
+                )
                 if r != "ok":
                     raise StepFailed(Status.ERROR, NodeError("push", r, f"write_file {path}"))
             dirs[app] = base
         d["pushed"] = dirs
         return dirs
 
-    async def _lib_dirs(self, n: str, libs: Mapping[str, str], given: Mapping[str, str],
-                        d: dict[str, Any], deadline: float) -> Any:
+    async def _lib_dirs(
+        self,
+        n: str,
+        libs: Mapping[str, str],
+        given: Mapping[str, str],
+        d: dict[str, Any],
+        deadline: float,
+    ) -> Any:
         entries, shown = [], {}
         for app, vsn in libs.items():
             path = given.get(app) or d.get("pushed", {}).get(app)
             if path is None:
                 r = await self.caller.rpc(n, "code", "lib_dir", [Atom(app)], deadline=deadline)
                 if is_tuple_tagged(r, "error"):
-                    raise StepFailed(Status.ERROR, NodeError(
-                        "preflight", (Atom("no_lib_dir"), Atom(app)),
-                        f"{app} is not on {n}'s code path; give lib_dirs or push_code"))
+                    raise StepFailed(
+                        Status.ERROR,
+                        NodeError(
+                            "preflight",
+                            (Atom("no_lib_dir"), Atom(app)),
+                            f"{app} is not on {n}'s code path; give lib_dirs or push_code",
+                        ),
+                    )
                 path = text_of(r)
             entries.append((Atom(app), charlist(vsn), charlist(path)))
             shown[app] = path
         d["libdirs"] = entries
         return shown
 
-    async def _check_script(self, n: str, terms: list[Any], libdirs: list[Any],
-                            deadline: float) -> Any:
-        reply = await self.caller.rpc(n, "release_handler_1", "check_script", [terms, libdirs],
-                                      deadline=deadline)
+    async def _check_script(
+        self, n: str, terms: list[Any], libdirs: list[Any], deadline: float
+    ) -> Any:
+        reply = await self.caller.rpc(
+            n, "release_handler_1", "check_script", [terms, libdirs], deadline=deadline
+        )
         status, value, err = classify_check_script(reply)
         if err is not None:
             raise StepFailed(status, err)
         return value
 
-    async def _eval_script(self, ctx: _Ctx, n: str, terms: list[Any], libdirs: list[Any], *,
-                           opts: list[Any], deadline: float) -> Any:
+    async def _eval_script(
+        self,
+        ctx: _Ctx,
+        n: str,
+        terms: list[Any],
+        libdirs: list[Any],
+        *,
+        opts: list[Any],
+        deadline: float,
+    ) -> Any:
         try:
-            res = await self.caller.rpc(n, "release_handler_1", "eval_script",
-                                        [terms, [], libdirs, libdirs, opts], deadline=deadline,
-                                        capture_output=True)
+            res = await self.caller.rpc(
+                n,
+                "release_handler_1",
+                "eval_script",
+                [terms, [], libdirs, libdirs, opts],
+                deadline=deadline,
+                capture_output=True,
+            )
         except StepFailed as exc:
             # The script may have run partly: we cannot know how far (rpc lost).
-            raise StepFailed(exc.status, NodeError(exc.error.kind, exc.error.reason,
-                                                   exc.error.message, None)) from exc
+            raise StepFailed(
+                exc.status, NodeError(exc.error.kind, exc.error.reason, exc.error.message, None)
+            ) from exc
         reply = getattr(res, "value", res)
         out = getattr(res, "output", "")
         if out:
@@ -556,48 +715,79 @@ class Driver:
         it to come back (``restart_timeout``) and the step's value is its
         ``which_releases``; else it was before PONR (old code still runs).
         """
-        path = Path(release) if not isinstance(release, str) or release.endswith(
-            ".tar.gz") else None
+        path = (
+            Path(release) if not isinstance(release, str) or release.endswith(".tar.gz") else None
+        )
         if path is not None and not path.is_file():
             raise FileNotFoundError(path)
-        opts: list[Any] = [(Atom("error_action"), Atom(error_action)),
-                           (Atom("update_paths"), Atom("true" if update_paths else "false"))]
+        opts: list[Any] = [
+            (Atom("error_action"), Atom(error_action)),
+            (Atom("update_paths"), Atom("true" if update_paths else "false")),
+        ]
         if suspend_timeout is not None:
             opts.append((Atom("suspend_timeout"), _ms(suspend_timeout)))
         if code_change_timeout is not None:
             opts.append((Atom("code_change_timeout"), _ms(code_change_timeout)))
         tar = _Tarball.load(path) if path is not None else None
         label = tar.name if tar is not None else str(release)
+        c = self.policy.concurrency
+        partial = self.policy.canary or (c is not None and c < len(self.targets))
 
         async def prepare(ctx: _Ctx, n: str, deadline: float) -> None:
             await self._connect(n, deadline)
             d = ctx.data.setdefault(n, {})
             if tar is not None:
-                if not await self._step(ctx, n, "upload", lambda: self._upload(
-                        n, tar, chunk_bytes, deadline)):
+                if not await self._step(
+                    ctx, n, "upload", lambda: self._upload(n, tar, chunk_bytes, deadline)
+                ):
                     return
-                if not await self._step(ctx, n, "unpack", lambda: self._unpack(
-                        n, tar, d, deadline)):
+                if not await self._step(
+                    ctx, n, "unpack", lambda: self._unpack(n, tar, d, deadline)
+                ):
                     return
                 if ctx.steps[n][-1].resumed:
                     d["vsn"] = text_of(ctx.steps[n][-1].value)
             else:
                 d["vsn"] = str(release)
-            await self._step(ctx, n, "check_install", lambda: self._rh(
-                n, "check_install_release",
-                [charlist(d["vsn"])] + ([[Atom("purge")]] if purge else []), deadline))
+
+            async def check() -> Any:
+                v = await self._rh(
+                    n,
+                    "check_install_release",
+                    [charlist(d["vsn"])] + ([[Atom("purge")]] if purge else []),
+                    deadline,
+                )
+                if partial and await self._relup_syncs(n, d["vsn"], deadline):
+                    raise StepFailed(
+                        Status.ERROR,
+                        NodeError(
+                            "preflight",
+                            Atom("sync_nodes_needs_all_nodes"),
+                            "the relup has sync_nodes: canary / concurrency below the number of "
+                            "targets would leave release_handler waiting forever",
+                            True,
+                        ),
+                    )
+                return v
+
+            await self._step(ctx, n, "check_install", check)
 
         async def execute(ctx: _Ctx, n: str, deadline: float) -> None:
             d = ctx.data[n]
             d["installing"] = True  # seen by _PySync on every exit path
             try:
-                ok = await self._step(ctx, n, "install", lambda: self._install(
-                    n, d["vsn"], opts, deadline))
+                ok = await self._step(
+                    ctx, n, "install", lambda: self._install(n, d["vsn"], opts, deadline)
+                )
             finally:
                 d["installing"] = False
             if ok and permanent:
-                await self._step(ctx, n, "make_permanent", lambda: self._rh(
-                    n, "make_permanent", [charlist(d["vsn"])], deadline))
+                await self._step(
+                    ctx,
+                    n,
+                    "make_permanent",
+                    lambda: self._rh(n, "make_permanent", [charlist(d["vsn"])], deadline),
+                )
 
         prep = (["upload", "unpack"] if tar is not None else []) + ["check_install"]
         exe = ["install"] + (["make_permanent"] if permanent else [])
@@ -608,25 +798,32 @@ class Driver:
         def around(ctx: _Ctx) -> contextlib.AbstractAsyncContextManager[Any]:
             return _PySync(self.node, sync_ids, ctx) if sync_ids else contextlib.nullcontext()
 
-        return await self._two_phase(f"upgrade:{label}", prep, prepare, exe, execute,
-                                     around_exec=around)
+        return await self._two_phase(
+            f"upgrade:{label}", prep, prepare, exe, execute, around_exec=around
+        )
 
     async def downgrade(self, vsn: str, **kwargs: Any) -> RunReport:
         """Install an older, still unpacked release ``vsn`` (its relup down-script) on every
         target; same options as :meth:`upgrade`."""
         return await self.upgrade(vsn, **kwargs)
 
-    async def unpack(self, tarball: str | os.PathLike[str], *,
-                     chunk_bytes: int = CHUNK_BYTES) -> RunReport:
+    async def unpack(
+        self, tarball: str | os.PathLike[str], *, chunk_bytes: int = CHUNK_BYTES
+    ) -> RunReport:
         """Upload and unpack a release tarball on every target (no install)."""
         tar = _Tarball.load(Path(tarball))
 
         async def unit(ctx: _Ctx, n: str, deadline: float) -> None:
             await self._connect(n, deadline)
-            if await self._step(ctx, n, "upload", lambda: self._upload(
-                    n, tar, chunk_bytes, deadline)):
-                await self._step(ctx, n, "unpack", lambda: self._unpack(
-                    n, tar, ctx.data.setdefault(n, {}), deadline))
+            if await self._step(
+                ctx, n, "upload", lambda: self._upload(n, tar, chunk_bytes, deadline)
+            ):
+                await self._step(
+                    ctx,
+                    n,
+                    "unpack",
+                    lambda: self._unpack(n, tar, ctx.data.setdefault(n, {}), deadline),
+                )
 
         return await self._two_phase(f"unpack:{tar.name}", [], None, ["upload", "unpack"], unit)
 
@@ -666,21 +863,33 @@ class Driver:
             await self._connect(n, deadline)
 
             async def go() -> Any:
-                reply = await self.caller.rpc(n, "release_handler", "upgrade_app",
-                                              [Atom(app), charlist(new_dir)], deadline=deadline)
+                reply = await self.caller.rpc(
+                    n,
+                    "release_handler",
+                    "upgrade_app",
+                    [Atom(app), charlist(new_dir)],
+                    deadline=deadline,
+                )
                 status, value, err = classify_eval_script(reply)
                 if err is not None:
-                    raise StepFailed(status, NodeError(
-                        "release_handler", err.reason, "upgrade_app",
-                        err.before_point_of_no_return))
+                    raise StepFailed(
+                        status,
+                        NodeError(
+                            "release_handler",
+                            err.reason,
+                            "upgrade_app",
+                            err.before_point_of_no_return,
+                        ),
+                    )
                 return value
 
             await self._step(ctx, n, "upgrade_app", go)
 
         return await self._two_phase(f"upgrade_app:{app}", [], None, ["upgrade_app"], unit)
 
-    async def _simple(self, function: str, vsn: str,
-                      after: Callable[[str, float], Awaitable[Any]] | None = None) -> RunReport:
+    async def _simple(
+        self, function: str, vsn: str, after: Callable[[str, float], Awaitable[Any]] | None = None
+    ) -> RunReport:
         async def unit(ctx: _Ctx, n: str, deadline: float) -> None:
             await self._connect(n, deadline)
 
@@ -704,22 +913,26 @@ class Driver:
         return jsonable(reply)
 
     async def _which_releases(self, n: str, deadline: float) -> Any:
-        rels = await self.caller.rpc(n, "release_handler", "which_releases", [],
-                                     deadline=deadline)
+        rels = await self.caller.rpc(n, "release_handler", "which_releases", [], deadline=deadline)
         return [(text_of(r[0]), text_of(r[1]), text_of(r[3])) for r in rels]
 
     async def _install(self, n: str, vsn: str, opts: list[Any], deadline: float) -> Any:
         try:
-            reply = await self.caller.rpc(n, "release_handler", "install_release",
-                                          [charlist(vsn), opts], deadline=deadline)
+            reply = await self.caller.rpc(
+                n, "release_handler", "install_release", [charlist(vsn), opts], deadline=deadline
+            )
         except StepFailed as exc:
             if exc.status is not Status.NODEDOWN:
                 raise
             # Lost the connection during install: the node is restarting (OTP-NOTES §2.3).
             rels = await self._after_restart(n, seen_down=True)
-            raise StepFailed(Status.NODEDOWN, NodeError(
-                "nodedown", exc.error.reason, "connection lost during install_release", None),
-                value=rels) from exc
+            raise StepFailed(
+                Status.NODEDOWN,
+                NodeError(
+                    "nodedown", exc.error.reason, "connection lost during install_release", None
+                ),
+                value=rels,
+            ) from exc
         if is_tuple_tagged(reply, "ok", 3):
             return {"from": text_of(reply[1]), "descr": jsonable(reply[2])}
         if is_tuple_tagged(reply, "continue_after_restart", 3):
@@ -728,14 +941,22 @@ class Driver:
         if is_tuple_tagged(reply, "error", 2):
             restarted = await self._went_down(n, self.restart_grace)
             if not restarted:
-                raise StepFailed(Status.ERROR, NodeError("release_handler", reply[1],
-                                                         "install_release", True))
+                raise StepFailed(
+                    Status.ERROR, NodeError("release_handler", reply[1], "install_release", True)
+                )
             rels = await self._after_restart(n, seen_down=True)
             # It restarted: the reason tells before/after PONR where it can (change_appl_data
             # restarts although no code was loaded); else unknown.
-            raise StepFailed(Status.ERROR, NodeError(
-                "release_handler", reply[1], "install_release failed; the node restarted",
-                install_error_guess(reply[1])), value=rels)
+            raise StepFailed(
+                Status.ERROR,
+                NodeError(
+                    "release_handler",
+                    reply[1],
+                    "install_release failed; the node restarted",
+                    install_error_guess(reply[1]),
+                ),
+                value=rels,
+            )
         raise StepFailed(Status.ERROR, NodeError("internal", reply, "unexpected reply"))
 
     async def _went_down(self, n: str, grace: float) -> bool:
@@ -764,17 +985,37 @@ class Driver:
                 async with asyncio.timeout(min(2.0, max(0.05, deadline - self._now()))):
                     if await self.node.ping(n):
                         # Answering ping is not enough: wait for release_handler.
-                        r = await self.node.rpc(n, "erlang", "whereis",
-                                                [Atom("release_handler")], timeout=1.0)
+                        r = await self.node.rpc(
+                            n, "erlang", "whereis", [Atom("release_handler")], timeout=1.0
+                        )
                         if r != "undefined":
                             return
             await asyncio.sleep(0.3)
 
+    async def _relup_syncs(self, n: str, vsn: str, deadline: float) -> bool:
+        """True if the relup script that would take the node from its current release to
+        ``vsn`` (``vsn``'s relup up-entry, or the current release's down-entry) has
+        ``sync_nodes``."""
+        reldir = await self._reldir(n, deadline)
+        found = await self.caller.expr(
+            n, _RELUP_SYNC, {"D": charlist(reldir), "V": charlist(vsn)}, deadline=deadline
+        )
+        return found is True or found == "true"
+
     async def _reldir(self, n: str, deadline: float) -> str:
         return text_of(await self.caller.expr(n, _RELDIR, {}, deadline=deadline))
 
+    async def _known_vsns(self, n: str, deadline: float) -> set[str]:
+        return {v for _name, v, _st in await self._which_releases(n, deadline)}
+
     async def _upload(self, n: str, tar: _Tarball, chunk: int, deadline: float) -> Any:
-        """Chunked, checksummed, resumable upload to ``<releases dir>/<name>.tar.gz``."""
+        """Chunked, checksummed, resumable upload to ``<releases dir>/<name>.tar.gz``.
+
+        Skipped when the tarball's release is already known to release_handler (an earlier
+        or interrupted run unpacked it). Resumes a partial file whose prefix digest matches.
+        """
+        if tar.vsn is not None and tar.vsn in await self._known_vsns(n, deadline):
+            return {"skipped": f"release {tar.vsn} already unpacked"}
         reldir = await self._reldir(n, deadline)
         path = f"{reldir}/{tar.name}.tar.gz"
         p = charlist(path)
@@ -782,30 +1023,50 @@ class Driver:
         have = int(have) if isinstance(have, int) else 0
         offset = 0
         if 0 < have <= tar.size:
-            size, digest = await self.caller.expr(n, _HASH_FILE, {"P": p, "N": have},
-                                                  deadline=deadline)
-            if size == have and digest == hashlib.sha256(tar.data[:have]).digest():
+            size, digest = await self.caller.expr(
+                n, _HASH_FILE, {"P": p, "N": have}, deadline=deadline
+            )
+            if size == have and _digest_ok(digest, tar.data[:have]):
                 offset = have
         if offset == 0 and have:
             await self.caller.rpc(n, "file", "delete", [p], deadline=deadline)
         for start in range(offset, tar.size, chunk):
-            r = await self.caller.rpc(n, "file", "write_file",
-                                      [p, tar.data[start:start + chunk], [Atom("append")]],
-                                      deadline=deadline)
+            r = await self.caller.rpc(
+                n,
+                "file",
+                "write_file",
+                [p, tar.data[start : start + chunk], [Atom("append")]],
+                deadline=deadline,
+            )
             if r != "ok":
                 raise StepFailed(Status.ERROR, NodeError("upload", r, f"write {path}"))
-        size, digest = await self.caller.expr(n, _HASH_FILE, {"P": p, "N": tar.size + 1},
-                                              deadline=deadline)
-        if size != tar.size or digest != tar.sha256:
+        size, digest = await self.caller.expr(
+            n, _HASH_FILE, {"P": p, "N": tar.size + 1}, deadline=deadline
+        )
+        if size != tar.size or not _digest_ok(digest, tar.data):
             await self.caller.rpc(n, "file", "delete", [p], deadline=deadline)
-            raise StepFailed(Status.ERROR, NodeError(
-                "upload", Atom("checksum_mismatch"), f"{path}: {size} bytes, sha256 differs"))
-        return {"path": path, "bytes": tar.size, "resumed_from": offset,
-                "sha256": tar.sha256.hex()}
+            raise StepFailed(
+                Status.ERROR,
+                NodeError(
+                    "upload", Atom("checksum_mismatch"), f"{path}: {size} bytes, digest differs"
+                ),
+            )
+        return {
+            "path": path,
+            "bytes": tar.size,
+            "resumed_from": offset,
+            "sha256": tar.sha256.hex(),
+            "checked_with": text_of(digest[0]),
+        }
 
     async def _unpack(self, n: str, tar: _Tarball, d: dict[str, Any], deadline: float) -> Any:
-        reply = await self.caller.rpc(n, "release_handler", "unpack_release",
-                                      [charlist(tar.name)], deadline=deadline)
+        if tar.vsn is not None and tar.vsn in await self._known_vsns(n, deadline):
+            d["vsn"] = tar.vsn  # already unpacked (e.g. a run killed after unpack_release)
+            await self._cleanup_tar(n, tar, deadline)
+            return tar.vsn
+        reply = await self.caller.rpc(
+            n, "release_handler", "unpack_release", [charlist(tar.name)], deadline=deadline
+        )
         if is_tuple_tagged(reply, "ok", 2):
             d["vsn"] = text_of(reply[1])
             return d["vsn"]
@@ -815,14 +1076,14 @@ class Driver:
             await self._cleanup_tar(n, tar, deadline)
             return d["vsn"]
         await self._cleanup_tar(n, tar, deadline)  # clean up a failed unpack
-        raise StepFailed(Status.ERROR, NodeError("release_handler", reason, "unpack_release",
-                                                 True))
+        raise StepFailed(Status.ERROR, NodeError("release_handler", reason, "unpack_release", True))
 
     async def _cleanup_tar(self, n: str, tar: _Tarball, deadline: float) -> None:
         with contextlib.suppress(StepFailed):
             reldir = await self._reldir(n, deadline)
-            await self.caller.rpc(n, "file", "delete", [charlist(f"{reldir}/{tar.name}.tar.gz")],
-                                  deadline=deadline)
+            await self.caller.rpc(
+                n, "file", "delete", [charlist(f"{reldir}/{tar.name}.tar.gz")], deadline=deadline
+            )
 
 
 class _PySync:
@@ -852,8 +1113,9 @@ class _PySync:
         if (target, sync_id) in self.answered:
             return
         self.answered.add((target, sync_id))
-        self.proc.send((Atom("release_handler"), Atom(target)),
-                       (Atom("sync_nodes"), sync_id, self.me))
+        self.proc.send(
+            (Atom("release_handler"), Atom(target)), (Atom("sync_nodes"), sync_id, self.me)
+        )
 
     async def _serve(self) -> None:
         while True:
@@ -878,9 +1140,12 @@ class _PySync:
 
 @dataclass(frozen=True, slots=True)
 class _Tarball:
+    """A local release tarball; ``vsn`` read from its ``releases/<name>.rel`` (or None)."""
+
     name: str
     data: bytes
     sha256: bytes
+    vsn: str | None = None
 
     @property
     def size(self) -> int:
@@ -890,7 +1155,7 @@ class _Tarball:
     def load(cls, path: Path) -> _Tarball:
         data = path.read_bytes()
         name = path.name.removesuffix(".tar.gz")
-        return cls(name, data, hashlib.sha256(data).digest())
+        return cls(name, data, hashlib.sha256(data).digest(), _rel_vsn(data, name))
 
     def python_sync_ids(self, me: str) -> list[Any]:
         """Ids of ``sync_nodes`` in the tarball's relup(s) whose node list names ``me``."""
@@ -914,6 +1179,34 @@ class _Tarball:
         return ids
 
 
+def _rel_vsn(data: bytes, name: str) -> str | None:
+    """The release version from ``releases/<name>.rel`` (any ``releases/*.rel`` as fallback)."""
+    import io  # noqa: PLC0415
+    import tarfile  # noqa: PLC0415
+
+    from erlbridge.term import parse_term  # noqa: PLC0415
+
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tf:
+            rels = [
+                m
+                for m in tf.getmembers()
+                if m.name.startswith("releases/")
+                and m.name.endswith(".rel")
+                and m.name.count("/") == 1
+            ]
+            rels.sort(key=lambda m: m.name != f"releases/{name}.rel")
+            for m in rels:
+                f = tf.extractfile(m)
+                if f is None:
+                    continue
+                term = parse_term(f.read().decode("utf-8"))
+                return text_of(term[1][1])
+    except Exception as exc:  # the tarball is checked by unpack_release anyway
+        logger.warning("could not read the .rel of %s: %s", name, exc)
+    return None
+
+
 def _collect_sync(term: Any, me: str, ids: list[Any]) -> None:
     if isinstance(term, tuple):
         if len(term) == 3 and term[0] == "sync_nodes" and isinstance(term[2], list):
@@ -931,11 +1224,21 @@ def _beam_files(src: str | os.PathLike[str] | Mapping[str, bytes]) -> dict[str, 
     if isinstance(src, Mapping):
         return dict(src)
     p = Path(src)
-    files = {f.name: f.read_bytes() for f in sorted(p.iterdir())
-             if f.suffix in (".beam", ".app", ".appup")}
+    files = {
+        f.name: f.read_bytes()
+        for f in sorted(p.iterdir())
+        if f.suffix in (".beam", ".app", ".appup")
+    }
     if not files:
         raise ScriptError(f"no .beam files in {p}", rule="push_empty")
     return files
+
+
+def _digest_ok(digest: Any, data: bytes) -> bool:
+    """Compare a target-side ``{sha256 | md5, Digest}`` with the local data."""
+    algo, value = text_of(digest[0]), digest[1]
+    local = hashlib.sha256(data) if algo == "sha256" else hashlib.md5(data)
+    return bytes(value) == local.digest()
 
 
 def _ms(seconds: float) -> int:
@@ -943,6 +1246,10 @@ def _ms(seconds: float) -> int:
 
 
 def _policy_dict(p: Policy) -> dict[str, Any]:
-    return {"concurrency": p.concurrency, "node_timeout": p.node_timeout,
-            "overall_timeout": p.overall_timeout,
-            "stop_on_first_failure": p.stop_on_first_failure, "canary": p.canary}
+    return {
+        "concurrency": p.concurrency,
+        "node_timeout": p.node_timeout,
+        "overall_timeout": p.overall_timeout,
+        "stop_on_first_failure": p.stop_on_first_failure,
+        "canary": p.canary,
+    }

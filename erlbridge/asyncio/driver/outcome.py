@@ -120,7 +120,13 @@ class NodeError:
         ponr = {True: " (before PONR)", False: " (after PONR)", None: ""}[
             self.before_point_of_no_return
         ]
-        return f"{self.kind}: {self.message or _short(self.reason, 200)}{ponr}"
+        reason = _short(self.reason, 200)
+        text = (
+            f"{self.message}: {reason}"
+            if self.message and reason != self.message
+            else (self.message or reason)
+        )
+        return f"{self.kind}: {text}{ponr}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,242 @@
+"""Release mode on a real local 3-node cluster of the fixture release (target systems
+from the 1.0.0 tarball): the full cycle up and down, a failed check_install stopping the
+run before any node changes, and a run killed midway, read back and resumed."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from erlbridge.asyncio import Node
+from erlbridge.asyncio.driver import Driver, Status, read_journal, read_records
+from erlbridge.testing.cluster import LocalCluster
+
+pytestmark = pytest.mark.integration
+FACTOR = float(os.environ.get("ERLBRIDGE_TIMEOUT_FACTOR", "1"))
+REPO = Path(__file__).resolve().parents[2]
+FIXTURES = REPO / "_build" / "fixtures"
+
+
+@pytest.fixture(scope="module")
+def tarballs() -> Path:
+    if not (FIXTURES / "fixture-2.1.0.tar.gz").is_file():
+        subprocess.run([str(REPO / "scripts" / "build-fixtures.sh"), str(FIXTURES)], check=True)
+    return FIXTURES
+
+
+@pytest.fixture
+def fixture_cluster(tmp_path: Path, tarballs: Path) -> Iterator[LocalCluster]:
+    c = LocalCluster(release_tarball=tarballs / "fixture-1.0.0.tar.gz", workdir=tmp_path / "cl",
+                     size=3, timeout_factor=FACTOR)
+    c.start()
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+def _node(c: LocalCluster) -> Node:
+    return Node(f"py{secrets.token_hex(3)}@127.0.0.1", cookie=c.cookie, epmd_port=c.epmd_port)
+
+
+async def _call_all(node: Node, names: list[str], fn: str,
+                    args: list[Any] | None = None) -> list[Any]:
+    return [await node.rpc(n, "fixture", fn, args or [], timeout=10) for n in names]
+
+
+def _current(report: Any) -> set[tuple[str, str]]:
+    return {(v, s) for o in report.outcomes for (_n, v, s) in o.value}
+
+
+def test_driver_release_full_cycle(fixture_cluster: LocalCluster, tarballs: Path,
+                                   tmp_path: Path) -> None:
+    names = fixture_cluster.node_names
+
+    async def main() -> None:
+        async with _node(fixture_cluster) as node:
+            for _ in range(2):
+                await _call_all(node, names, "bump")
+            drv = Driver(node, names, node_timeout=120 * FACTOR, journal=tmp_path / "j.jsonl")
+            ready = await drv.readiness()
+            assert ready.ready, str(ready)
+            assert all(n.releases == (("fixture", "1.0.0", "permanent"),) for n in ready.nodes)
+
+            up = await drv.upgrade(tarballs / "fixture-2.0.0.tar.gz")
+            assert up.ok, str(up)
+            for o in up.outcomes:
+                assert [s.step for s in o.steps] == [
+                    "upload", "unpack", "check_install", "install", "make_permanent"]
+                assert o.steps[3].value["from"] == "1.0.0"
+            assert await _call_all(node, names, "vsn") == ["2.0.0"] * 3
+            states = await _call_all(node, names, "state")
+            assert all(s["count"] == 2 and s["tag"] == "upgraded" for s in states), states
+            rel = await drv.which_releases()
+            assert ("2.0.0", "permanent") in _current(rel) and ("1.0.0", "old") in _current(rel)
+
+            # fixture_holder still runs 1.0.0 code; 2.1.0 needs it released.
+            await _call_all(node, names, "release_holder")
+            up2 = await drv.upgrade(tarballs / "fixture-2.1.0.tar.gz")
+            assert up2.ok, str(up2)
+            assert await _call_all(node, names, "vsn") == ["2.1.0"] * 3
+            assert all(s["count"] == 2 for s in await _call_all(node, names, "state"))
+
+            down = await drv.downgrade("2.0.0")
+            assert down.ok, str(down)
+            assert await _call_all(node, names, "vsn") == ["2.0.0"] * 3
+            down2 = await drv.downgrade("1.0.0")
+            assert down2.ok, str(down2)
+            assert await _call_all(node, names, "vsn") == ["1.0.0"] * 3
+            states = await _call_all(node, names, "state")
+            assert all(s["count"] == 2 and "tag" not in s for s in states), states
+
+            rm = await drv.remove_release("2.1.0")
+            assert rm.ok, str(rm)
+            rel = await drv.which_releases()
+            assert ("1.0.0", "permanent") in _current(rel)
+            assert not any(v == "2.1.0" for v, _ in _current(rel))
+            st = read_journal(tmp_path / "j.jsonl")
+            assert {s.state for s in st.nodes.values()} == {"ok"}
+
+    asyncio.run(main())
+
+
+def test_driver_release_check_install_failure_stops_before_any_change(
+        fixture_cluster: LocalCluster, tarballs: Path) -> None:
+    names = fixture_cluster.node_names
+
+    async def main() -> None:
+        async with _node(fixture_cluster) as node:
+            drv = Driver(node, names, node_timeout=120 * FACTOR)
+            assert (await drv.upgrade(tarballs / "fixture-2.0.0.tar.gz")).ok
+            # Release the old-code holder on two nodes only: the third fails check_install.
+            for n in names[:2]:
+                await node.rpc(n, "fixture", "release_holder", [], timeout=10)
+            report = await drv.upgrade(tarballs / "fixture-2.1.0.tar.gz")
+            assert not report.ok
+            bad = report.preflight[2]
+            assert bad.status is Status.ERROR and bad.step == "check_install", str(report)
+            assert bad.error is not None and bad.error.reason == ("old_processes", "fixture_holder")
+            assert all(p.ok for p in report.preflight[:2]), str(report)
+            for o in report.outcomes:
+                install = next(s for s in o.steps if s.step == "install")
+                assert install.status is Status.SKIPPED
+            assert await _call_all(node, names, "vsn") == ["2.0.0"] * 3
+            rel = await drv.which_releases()
+            assert all(("2.1.0", "unpacked") in {(v, s) for _, v, s in o.value}
+                       for o in rel.outcomes)
+
+    asyncio.run(main())
+
+
+def test_driver_release_dry_run_and_canary(fixture_cluster: LocalCluster, tarballs: Path,
+                                           tmp_path: Path) -> None:
+    names = fixture_cluster.node_names
+
+    async def main() -> None:
+        async with _node(fixture_cluster) as node:
+            dry = await Driver(node, names, dry_run=True, node_timeout=120 * FACTOR).upgrade(
+                tarballs / "fixture-2.0.0.tar.gz")
+            assert dry.ok and dry.dry_run, str(dry)
+            assert await _call_all(node, names, "vsn") == ["1.0.0"] * 3
+            assert all(o.step == "check_install" for o in dry.outcomes)
+            # 1.0.0 -> 2.0.0 has a sync_nodes barrier over all nodes: a canary would leave
+            # release_handler waiting forever, so the preflight refuses it.
+            canary = Driver(node, names, canary=True, node_timeout=120 * FACTOR)
+            refused = await canary.upgrade("2.0.0")  # already unpacked by the dry run
+            assert not refused.ok
+            assert all(o.error is not None and o.error.reason == "sync_nodes_needs_all_nodes"
+                       for o in refused.preflight), str(refused)
+            assert await _call_all(node, names, "vsn") == ["1.0.0"] * 3
+            assert (await Driver(node, names, node_timeout=120 * FACTOR).upgrade("2.0.0")).ok
+            await _call_all(node, names, "release_holder")
+            journal = tmp_path / "canary.jsonl"
+            drv = Driver(node, names, canary=True, concurrency=2, node_timeout=120 * FACTOR,
+                         journal=journal)
+            up = await drv.upgrade(tarballs / "fixture-2.1.0.tar.gz")  # no barrier in this relup
+            assert up.ok, str(up)
+            assert await _call_all(node, names, "vsn") == ["2.1.0"] * 3
+            recs = [r for r in read_records(journal) if r.get("step") == "install"]
+            first_done = next(i for i, r in enumerate(recs)
+                              if r["event"] == "finished" and r["node"] == names[0])
+            others_started = [i for i, r in enumerate(recs)
+                              if r["event"] == "started" and r["node"] != names[0]]
+            assert others_started and min(others_started) > first_done
+
+    asyncio.run(main())
+
+
+KILLED_RUN = """
+import asyncio, sys
+from erlbridge.asyncio import Node
+from erlbridge.asyncio.driver import Driver
+async def main():
+    async with Node("pykill@127.0.0.1", cookie=sys.argv[1], epmd_port=int(sys.argv[2])) as node:
+        drv = Driver(node, sys.argv[5].split(","), journal=sys.argv[4], node_timeout=300,
+                     concurrency=1)
+        await drv.unpack(sys.argv[3], chunk_bytes=16 * 1024)
+asyncio.run(main())
+"""
+
+
+def test_driver_release_killed_run_journal_and_resume(fixture_cluster: LocalCluster,
+                                                      tarballs: Path, tmp_path: Path) -> None:
+    """A Python process killed mid-run leaves a true journal; a resumed run does not
+    redo finished steps and continues a partial upload where it stopped."""
+    names = fixture_cluster.node_names
+    journal = tmp_path / "killed.jsonl"
+    script = tmp_path / "run.py"
+    script.write_text(textwrap.dedent(KILLED_RUN))
+    tar = tarballs / "fixture-2.0.0.tar.gz"
+    proc = subprocess.Popen([sys.executable, str(script), fixture_cluster.cookie,
+                             str(fixture_cluster.epmd_port), str(tar), str(journal),
+                             ",".join(names)], cwd=REPO)
+    partial = fixture_cluster.root(1) / "releases" / "fixture-2.0.0.tar.gz"
+    try:
+        # concurrency=1: kill while node 2's upload is half done (node 1 has finished)
+        end = time.monotonic() + 120 * FACTOR
+        while time.monotonic() < end:
+            if partial.exists() and partial.stat().st_size >= 64 * 1024:
+                break
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(30)
+    have = partial.stat().st_size if partial.exists() else 0
+    assert 0 < have < tar.stat().st_size, have  # killed mid-upload
+    st = read_journal(journal)
+    assert st.nodes[names[0]].completed("upload") and st.nodes[names[0]].completed("unpack")
+    in_doubt = st.nodes[names[1]].in_doubt
+    assert st.nodes[names[1]].state == "in_doubt" and in_doubt == ["upload"], st
+    assert st.nodes[names[2]].state == "planned", st
+    assert not st.finished_runs
+
+    async def main() -> None:
+        async with _node(fixture_cluster) as node:
+            assert await _call_all(node, names, "vsn") == ["1.0.0"] * 3  # nothing installed
+            drv = Driver(node, names, journal=journal, resume=True, node_timeout=120 * FACTOR)
+            report = await drv.unpack(tar)
+            assert report.ok, str(report)
+            r0 = {s.step: s for s in report[names[0]].steps}
+            assert r0["upload"].resumed and r0["unpack"].resumed  # not redone
+            r1 = {s.step: s for s in report[names[1]].steps}
+            assert not r1["upload"].resumed
+            v = r1["upload"].value
+            assert v["resumed_from"] == have, (v, have)  # continued where it stopped
+            st2 = read_journal(journal)
+            assert all(st2.nodes[n].state == "ok" for n in names), st2
+            up = await drv.upgrade("2.0.0")
+            assert up.ok, str(up)
+            assert await _call_all(node, names, "vsn") == ["2.0.0"] * 3
+
+    asyncio.run(main())
