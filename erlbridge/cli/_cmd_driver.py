@@ -75,6 +75,12 @@ def policy_options(function: Any) -> Any:
             help="Preflight only (check_script / check_install): change nothing.",
         ),
         click.option(
+            "--skip-unreachable",
+            is_flag=True,
+            help="Run on the reachable targets only (default: change nothing if a target "
+            "cannot be reached).",
+        ),
+        click.option(
             "--journal",
             "journal_path",
             type=click.Path(dir_okay=False, path_type=Path),
@@ -151,6 +157,16 @@ async def _with_driver(
             raise CannotConnect("; ".join(f"{n}: {e}" for n, e in unreachable.items()))
         for name, error in unreachable.items():
             output.warn(f"{name} is unreachable: {error}")
+        if unreachable and title is not None:
+            if not policy.pop("skip_unreachable", False):
+                # Starting an upgrade on part of a cluster is a decision, not a default:
+                # a relup barrier would wait for the missing node.
+                if output.json_mode:
+                    output.json({"ok": False, "started": False, "unreachable": unreachable})
+                output.note("nothing was changed; pass --skip-unreachable to run on the rest")
+                raise SystemExit(EXIT_FAILED)
+            targets = [t for t in targets if t not in unreachable]
+        policy.pop("skip_unreachable", None)
         journal = policy.pop("journal_path", None)
         if title is None:  # readiness: no journal to follow, ask reachable nodes only
             reachable = [t for t in targets if t not in unreachable]
@@ -185,6 +201,7 @@ def _split_kwargs(kwargs: dict[str, Any]) -> tuple[dict[str, Any], ...]:
         "canary",
         "dry_run",
         "journal_path",
+        "skip_unreachable",
     )
     policy = {k: kwargs.pop(k) for k in policy_keys if k in kwargs}
     return conn, targets, policy

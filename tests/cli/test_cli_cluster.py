@@ -1,0 +1,171 @@
+"""The CLI against real nodes: every command, its exit codes, --json and progress output."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from erlbridge.testing.cluster import Cluster
+
+FACTOR = float(os.environ.get("ERLBRIDGE_TIMEOUT_FACTOR", "1"))
+ERLBRIDGE = [sys.executable, "-m", "erlbridge.cli"]
+
+
+class Cli:
+    def __init__(self, cluster: Cluster, cwd: Path) -> None:
+        self.cluster = cluster
+        self.cwd = cwd
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("ERLBRIDGE_")}
+        self.env["ERLANG_COOKIE"] = cluster.cookie
+        self.env["ERLBRIDGE_NAME"] = f"clitest-{os.getpid()}@{cluster.client_host()}"
+        if cluster.epmd_port is not None:
+            self.env["ERL_EPMD_PORT"] = str(cluster.epmd_port)
+
+    def __call__(
+        self, *args: str, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*ERLBRIDGE, *args],
+            env=env or self.env,
+            cwd=self.cwd,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=300 * FACTOR,
+        )
+
+    def json(self, *args: str, code: int = 0) -> dict:
+        done = self(*args, "--json")
+        assert done.returncode == code, done.stdout + done.stderr
+        try:
+            return json.loads(done.stdout)
+        except ValueError as exc:
+            raise AssertionError(f"not JSON: {done.stdout!r}\n{done.stderr}") from exc
+
+
+@pytest.fixture
+def cli(erl_cluster: Cluster, tmp_path: Path) -> Cli:
+    return Cli(erl_cluster, tmp_path)
+
+
+def mesh(cluster: Cluster) -> None:
+    others = ",".join(f"'{n}'" for n in cluster.node_names[1:])
+    cluster.eval(0, f"[net_adm:ping(N) || N <- [{others}]].")
+
+
+def test_ping_rpc_nodes_and_exit_codes(cli: Cli, erl_cluster: Cluster) -> None:
+    names = erl_cluster.node_names
+    host = names[0].split("@")[1]
+
+    data = cli.json("ping", *names)
+    assert [r["result"] for r in data["results"]] == ["pong"] * len(names)
+
+    some = cli("ping", names[0], f"nosuchnode@{host}")
+    assert some.returncode == 1
+    assert "pang" in some.stdout and "pong" in some.stdout
+
+    none = cli("ping", f"nosuchnode@{host}")
+    assert none.returncode == 3
+    assert "cannot connect" in none.stderr
+
+    wrong = dict(cli.env, ERLANG_COOKIE="not-the-cookie")
+    denied = cli("rpc", names[0], "erlang", "node", env=wrong)
+    assert denied.returncode == 3
+    assert "not-the-cookie" not in denied.stdout + denied.stderr
+
+    seq = cli("rpc", names[0], "lists", "seq", "[1, 5]")
+    assert (seq.returncode, seq.stdout.strip()) == (0, "[1,2,3,4,5]")
+
+    hello = cli.json("rpc", names[0], "io", "format", '["hello ~s~n", ["world"]]')
+    assert (hello["output"], hello["erlang"]) == ("hello world\n", "ok")
+
+    boom = cli.json("rpc", names[0], "erlang", "error", "[{boom, 1}]", code=1)
+    assert boom["error"]["type"] == "RemoteException"
+    assert (boom["error"]["kind"], boom["error"]["reason"]) == ("error", "{boom,1}")
+
+    assert cli("rpc", names[0], "erlang", "node", "[1,").returncode == 2
+
+    mesh(erl_cluster)
+    found = cli.json("nodes", names[0])
+    assert sorted(found["nodes"]) == sorted(names)
+    only = cli.json("nodes", names[0], "--match", "*2@*")
+    assert only["nodes"] == [names[1]]
+
+
+def test_release_cycle_from_the_cli(
+    cli: Cli, erl_cluster: Cluster, erl_fixture_tarballs: Path
+) -> None:
+    names = erl_cluster.node_names
+    targets = ",".join(names)
+
+    ready = cli.json("readiness", "-t", targets)
+    assert ready["ready"] is True
+    assert {n["node"] for n in ready["nodes"]} == set(names)
+
+    before = cli.json("releases", "-t", targets)["releases"]
+    assert {(r["node"], r["version"], r["status"]) for r in before} == {
+        (n, "1.0.0", "permanent") for n in names
+    }
+
+    tarball = str(erl_fixture_tarballs / "fixture-2.0.0.tar.gz")
+    up = cli("upgrade", tarball, "-t", targets, "--journal", "up.journal")
+    assert up.returncode == 0, up.stdout + up.stderr
+    # not a terminal: one plain progress line per change, on stderr
+    for name in names:
+        assert f"{name}: install…" in up.stderr
+        assert f"{name}: install done" in up.stderr
+    assert "make_permanent" in up.stdout
+
+    after = cli.json("releases", "-t", targets)["releases"]
+    assert {(r["node"], r["status"]) for r in after if r["version"] == "2.0.0"} == {
+        (n, "permanent") for n in names
+    }
+    versions = [cli("rpc", n, "fixture", "vsn").stdout.strip() for n in names]
+    assert versions == ['"2.0.0"'] * len(names)
+
+    journal = cli.json("journal", "show", "up.journal")
+    assert {n: s["state"] for n, s in journal["nodes"].items()} == dict.fromkeys(names, "ok")
+
+    down = cli.json("downgrade", "1.0.0", "-t", targets)
+    assert down["ok"] is True
+    versions = [cli("rpc", n, "fixture", "vsn").stdout.strip() for n in names]
+    assert versions == ['"1.0.0"'] * len(names)
+
+
+def test_run_script_and_failures(cli: Cli, erl_cluster: Cluster) -> None:
+    names = erl_cluster.node_names
+    targets = ",".join(names)
+    host = names[0].split("@")[1]
+    (cli.cwd / "gc.script").write_text("[{apply, {erlang, garbage_collect, []}}].")
+    (cli.cwd / "bad.script").write_text("[{apply, {erlang, error, [broken]}}].")
+
+    dry = cli.json("run", "gc.script", "-t", targets, "--dry-run")
+    assert dry["dry_run"] is True and dry["ok"] is True
+
+    done = cli.json("run", "gc.script", "-t", targets, "--journal", "run.journal")
+    assert done["counts"]["ok"] == len(names)
+
+    failed = cli.json("run", "bad.script", "-t", targets, code=1)
+    assert failed["ok"] is False
+    assert {o["status"] for o in failed["outcomes"]} == {"error"}
+
+    refused = cli.json("run", "gc.script", "-t", f"{targets},gone@{host}", code=1)
+    assert refused == {
+        "ok": False,
+        "started": False,
+        "unreachable": {f"gone@{host}": "EPMD does not know the node name 'gone'"},
+    }
+    rest = cli.json("run", "gc.script", "-t", f"{targets},gone@{host}", "--skip-unreachable")
+    assert [o["node"] for o in rest["outcomes"]] == names
+
+    unreachable = cli("run", "gc.script", "-t", f"gone@{host}")
+    assert unreachable.returncode == 3
+
+    shown = cli("journal", "show", "run.journal")
+    assert shown.returncode == 0
+    assert "preflight=ok" in shown.stdout and "eval=ok" in shown.stdout
