@@ -23,6 +23,7 @@ from erlbridge.asyncio.io_server import OutputCallback
 from erlbridge.asyncio.node import NodeEvent
 from erlbridge.asyncio.process import DownMessage, ExitMessage
 from erlbridge.asyncio.rpc import RpcOutcome, RpcResult
+from erlbridge.asyncio.tls import TLSOptions
 from erlbridge.term import Atom, Pid, Reference
 
 __all__ = ["DownMessage", "ExitMessage", "Node", "NodeEvent", "Process", "RpcOutcome", "RpcResult"]
@@ -103,8 +104,10 @@ class Node:
         listen_port: int = 0,
         max_message_size: int | None = None,
         connect_timeout: float = 10.0,
+        rpc_method: str = "rex",
         output: OutputCallback | None = None,
         logger: logging.Logger | None = None,
+        tls: TLSOptions | None = None,
         portal: Portal | None = None,
     ) -> None:
         self._portal = portal or default_portal()
@@ -119,8 +122,10 @@ class Node:
             listen_port=listen_port,
             max_message_size=max_message_size,
             connect_timeout=connect_timeout,
+            rpc_method=rpc_method,
             output=output,
             logger=logger,
+            tls=tls,
         )
 
     def __repr__(self) -> str:

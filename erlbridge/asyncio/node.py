@@ -28,9 +28,11 @@ from erlbridge.asyncio.io_server import IoServer, OutputCallback
 from erlbridge.asyncio.process import Endpoint, Process
 from erlbridge.asyncio.rpc import (
     CaptureEndpoint,
+    ErpcExit,
     RpcEndpoint,
     RpcOutcome,
     RpcResult,
+    interpret_erpc,
     interpret_reply,
 )
 from erlbridge.asyncio.tls import TLSAcceptor, TLSOptions, tls_error
@@ -66,6 +68,9 @@ NOTSUP = Atom("notsup")
 YES = Atom("yes")
 IS_AUTH = Atom("is_auth")
 SEND_STDOUT = Atom("send_stdout_to_caller")
+ERPC = Atom("erpc")
+EXECUTE_CALL = Atom("execute_call")
+MONITOR = Atom("monitor")
 _MAX_ID = (1 << 32) - 1
 _REF_IDS = struct.Struct(">III")
 
@@ -174,6 +179,7 @@ class Node:
         listen_port: int = 0,
         max_message_size: int | None = None,
         connect_timeout: float = 10.0,
+        rpc_method: str = "rex",
         output: OutputCallback | None = None,
         logger: logging.Logger | None = None,
         tls: TLSOptions | None = None,
@@ -191,6 +197,9 @@ class Node:
         self.listen_port = listen_port
         self.max_message_size = max_message_size
         self.connect_timeout = connect_timeout
+        if rpc_method not in ("rex", "erpc"):
+            raise ValueError(f"rpc_method must be 'rex' or 'erpc', not {rpc_method!r}")
+        self.rpc_method = rpc_method
         self.log = logger or _logger
         self.tls = tls
         self._client_ssl: ssl.SSLContext | None = tls.client_context() if tls else None
@@ -218,6 +227,7 @@ class Node:
         self._targets: dict[str, Atom] = {}
         self._ctl_cache: dict[tuple[Pid, Any], bytes] = {}
         self._call_head = b""
+        self._spawn_parts = (b"", b"", b"")
         self._io: IoServer | None = None
 
     def __repr__(self) -> str:
@@ -262,9 +272,7 @@ class Node:
                         incoming, server_ssl, handshake_timeout=timeout, log=self.log
                     )
 
-            self._server = await self._loop.create_server(
-                factory, host=bind, port=self.listen_port
-            )
+            self._server = await self._loop.create_server(factory, host=bind, port=self.listen_port)
             try:
                 self._registration = await epmd_client.EpmdRegistration.register(
                     alive, self.port or 0, hidden=self.hidden, epmd_port=self.epmd_port
@@ -286,6 +294,12 @@ class Node:
         )
         self._io = IoServer(self, self._new_pid(), self._output)
         self._add_endpoint(self._io)
+        # SPAWN_REQUEST {29, ReqId, RpcPid, IoPid, {erpc, execute_call, 4}, [monitor]} around
+        # the request id's words (see _erpc)
+        tail = b"".join(
+            encode(t)[1:] for t in (self._rpc.pid, self._io.pid, (ERPC, EXECUTE_CALL, 4), [MONITOR])
+        )
+        self._spawn_parts = (b"\x83h\x06a\x1d" + ref_head, tail, ref_head)
         net_kernel = _NetKernel(self, self._new_pid())
         self._add_endpoint(net_kernel)
         self._names[NET_KERNEL] = net_kernel
@@ -836,6 +850,14 @@ class Node:
         # A Python node never runs code for a remote node.
         self._send_control(msg.from_pid.node, c.SpawnReply(msg.req_id, msg.from_pid, 0, NOTSUP))
 
+    def _on_spawn_reply(self, proto: DistProtocol, msg: c.SpawnReply) -> None:
+        endpoint = self._endpoints.get(msg.to_pid)
+        if isinstance(endpoint, RpcEndpoint):
+            if not isinstance(msg.result, Pid):
+                endpoint.spawn_failed(msg.req_id, msg.result)
+        else:
+            self._drop(msg.to_pid, msg, "spawn reply for a pid that spawns nothing")
+
     def _on_altact(self, proto: DistProtocol, msg: c.AltactSigSend) -> None:
         # Only sent if we advertise ALTACT_SIG (we do not); handled for robustness.
         if msg.flags & c.AltactSigSend.EXIT:
@@ -1049,6 +1071,66 @@ class Node:
             rpc.calls.pop(ref, None)
             peer.calls.discard(ref)
 
+    async def _erpc(
+        self,
+        node: str,
+        full: Atom,
+        module: Atom,
+        function: Atom,
+        args: list[Any],
+        *,
+        timeout: float | None,
+        what: Callable[[], str],
+    ) -> Any:
+        """``erpc:call`` on the wire: SPAWN_REQUEST of ``erpc:execute_call/4`` with a monitor;
+        the result arrives as the executor's DOWN reason (OTP-NOTES §4.2). Erts spawns the
+        executor itself, so there is no hop through the ``rex`` server. The request id
+        doubles as erpc's result tag."""
+        loop = self._loop
+        rpc = self._rpc
+        if rpc is None or loop is None or self._closed:
+            self._require_started()
+            raise AssertionError("unreachable")
+        peer = self._peers.get(full)
+        if peer is None or not peer.up:
+            peer = self._peer_for(node)
+            await self._wait_connected(peer, self.connect_timeout if timeout is None else timeout)
+        proto = peer.proto
+        assert proto is not None
+        n = next(self._ref_ids)
+        ids = _REF_IDS.pack(n & 0x3FFFF, (n >> 18) & _MAX_ID, self._ref_salt)
+        ref = Reference(self.name, self.creation, _REF_IDS.unpack(ids))
+        fut: asyncio.Future[Any] = loop.create_future()
+        rpc.calls[ref] = fut
+        peer.calls.add(ref)
+        head, tail, ref_head = self._spawn_parts
+        control = b"".join((head, ids, tail))
+        payload = b"".join(
+            (
+                b"\x83l\x00\x00\x00\x04",
+                ref_head,
+                ids,
+                encode(module)[1:],
+                encode(function)[1:],
+                encode(args)[1:],
+                b"j",
+            )
+        )
+        proto.send_encoded(control, payload)
+        timer = None if timeout is None else loop.call_later(timeout, _expire, fut)
+        try:
+            if proto.paused:
+                await proto.drain()
+            result: ErpcExit = await fut
+        except _Expired as exc:
+            raise Timeout(what(), timeout) from exc
+        finally:
+            if timer is not None:
+                timer.cancel()
+            rpc.calls.pop(ref, None)
+            peer.calls.discard(ref)
+        return interpret_erpc(result, ref, full)
+
     async def rpc(
         self,
         node: str,
@@ -1072,6 +1154,16 @@ class Node:
             return f"rpc {module}:{function}/{len(request_args)} on {full}"
 
         if not capture_output:
+            if self.rpc_method == "erpc":
+                return await self._erpc(
+                    node,
+                    full,
+                    as_atom(module),
+                    as_atom(function),
+                    request_args,
+                    timeout=timeout,
+                    what=what,
+                )
             assert self._io is not None
             request = (CALL, as_atom(module), as_atom(function), request_args, self._io.pid)
             reply = await self._call(node, full, (REX, full), request, timeout=timeout, what=what)
@@ -1203,6 +1295,7 @@ _HANDLERS: dict[type, Callable[[Node, DistProtocol, Any], None]] = {
     c.DemonitorP: Node._on_demonitor,
     c.MonitorPExit: Node._on_monitor_exit,
     c.SpawnRequest: Node._on_spawn_request,
+    c.SpawnReply: Node._on_spawn_reply,
     c.AltactSigSend: Node._on_altact,
 }
 

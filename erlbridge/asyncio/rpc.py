@@ -19,13 +19,21 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from erlbridge.asyncio.process import Endpoint
-from erlbridge.exceptions import BadRpc, ErlbridgeError, RemoteException
+from erlbridge.exceptions import BadRpc, ErlbridgeError, NodeDown, RemoteException
 from erlbridge.term import Atom, Pid, Reference
 
 if TYPE_CHECKING:
     from erlbridge.asyncio.node import Node
 
-__all__ = ["CaptureEndpoint", "RpcEndpoint", "RpcOutcome", "RpcResult", "interpret_reply"]
+__all__ = [
+    "CaptureEndpoint",
+    "ErpcExit",
+    "RpcEndpoint",
+    "RpcOutcome",
+    "RpcResult",
+    "interpret_erpc",
+    "interpret_reply",
+]
 
 BADRPC = Atom("badrpc")
 EXIT = Atom("EXIT")
@@ -104,6 +112,62 @@ class RpcEndpoint(Endpoint):
                     fut.set_result(message[1])
                 return
         self.node._drop(self.pid, message, "late or unknown reply")
+
+    def down(self, ref: Reference, obj: Any, reason: Any) -> None:
+        # erpc: the spawned executor's exit reason carries the result (see interpret_erpc)
+        fut = self.calls.pop(ref, None)
+        if fut is not None and not fut.done():
+            fut.set_result(ErpcExit(reason))
+
+    def spawn_failed(self, ref: Reference, reason: Any) -> None:
+        fut = self.calls.pop(ref, None)
+        if fut is not None and not fut.done():
+            fut.set_result(ErpcExit(None, spawn_error=reason))
+
+
+@dataclass(frozen=True, slots=True)
+class ErpcExit:
+    """How an erpc executor ended: its exit reason, or why it could not be spawned."""
+
+    reason: Any
+    spawn_error: Any = None
+
+
+RETURN = Atom("return")
+THROW = Atom("throw")
+ERROR = Atom("error")
+EXIT_ATOM = Atom("exit")
+ERPC = Atom("erpc")
+NOCONNECTION = Atom("noconnection")
+
+
+def interpret_erpc(result: ErpcExit, tag: Reference, node: str) -> Any:
+    """Value of an ``erpc:execute_call/4`` run (OTP-NOTES §4.2), with rpc's semantics.
+
+    ``{Tag, return, V}`` -> V; ``{Tag, throw, T}`` -> T (returned, as rpc:call does);
+    ``{Tag, exit, R}`` -> RemoteException("exit"); ``{Tag, error, R, Stack}`` ->
+    RemoteException("error"); ``{Tag, error, {erpc, R}}`` and a failed spawn -> BadRpc;
+    any other exit reason (the executor was killed) -> RemoteException("exit", reason).
+    """
+    if result.spawn_error is not None:
+        raise BadRpc(result.spawn_error, node=node)
+    reason = result.reason
+    if type(reason) is tuple and len(reason) >= 3 and reason[0] == tag:
+        kind = reason[1]
+        if kind in (RETURN, THROW):
+            return reason[2]
+        if kind == EXIT_ATOM:
+            raise RemoteException("exit", reason[2], [], node=node)
+        if kind == ERROR and len(reason) == 4:
+            raise RemoteException("error", reason[2], reason[3], node=node)
+        if kind == ERROR:
+            inner = reason[2]
+            if type(inner) is tuple and len(inner) == 2 and inner[0] == ERPC:
+                raise BadRpc(inner[1], node=node)
+            raise RemoteException("error", inner, [], node=node)
+    if reason == NOCONNECTION:
+        raise NodeDown(node, reason)
+    raise RemoteException("exit", reason, [], node=node)
 
 
 class CaptureEndpoint(Endpoint):

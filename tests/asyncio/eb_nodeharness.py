@@ -243,7 +243,7 @@ class DockerErlBackend(LocalErlBackend):
         created = api.create_container(
             self.image,
             command=args,
-            name=f"{self.network.name}-{alive}",
+            name=f"{self.network.name}-{alive}-{secrets.token_hex(2)}",
             environment={
                 "ERLANG_COOKIE_FILE": "/run/eb-cookie",
                 "ERL_EPMD_PORT": str(self.epmd_port),

@@ -32,9 +32,12 @@ def make_node(backend: LocalErlBackend, **kwargs: Any) -> Node:
     return Node(f"py{next(_names)}@{backend.client_host}", epmd_port=backend.epmd_port, **kwargs)
 
 
-def test_rpc_returns_value(erl_backend: LocalErlBackend, erl_node: ErlNode) -> None:
+@pytest.mark.parametrize("rpc_method", ["rex", "erpc"])
+def test_rpc_returns_value(
+    erl_backend: LocalErlBackend, erl_node: ErlNode, rpc_method: str
+) -> None:
     async def body() -> None:
-        async with make_node(erl_backend) as node:
+        async with make_node(erl_backend, rpc_method=rpc_method) as node:
             assert await node.rpc(erl_node.name, "erlang", "node", []) == erl_node.name
             release = await node.rpc(erl_node.name, "erlang", "system_info", [Atom("otp_release")])
             assert release == erl_backend.otp  # the backend's OTP really is the target
@@ -276,9 +279,10 @@ def test_monitors_both_ways(erl_backend: LocalErlBackend, erl_node: ErlNode) -> 
     run(body())
 
 
-def test_rpc_errors(erl_backend: LocalErlBackend, erl_node: ErlNode) -> None:
+@pytest.mark.parametrize("rpc_method", ["rex", "erpc"])
+def test_rpc_errors(erl_backend: LocalErlBackend, erl_node: ErlNode, rpc_method: str) -> None:
     async def body() -> None:
-        async with make_node(erl_backend) as node:
+        async with make_node(erl_backend, rpc_method=rpc_method) as node:
             with pytest.raises(RemoteException) as info:
                 await node.rpc(erl_node.name, "erlang", "error", [Atom("boom")])
             assert (info.value.kind, info.value.reason) == ("error", Atom("boom"))
@@ -301,9 +305,12 @@ def test_rpc_errors(erl_backend: LocalErlBackend, erl_node: ErlNode) -> None:
     run(body())
 
 
-def test_rpc_timeout_and_recovery(erl_backend: LocalErlBackend, erl_node: ErlNode) -> None:
+@pytest.mark.parametrize("rpc_method", ["rex", "erpc"])
+def test_rpc_timeout_and_recovery(
+    erl_backend: LocalErlBackend, erl_node: ErlNode, rpc_method: str
+) -> None:
     async def body() -> None:
-        async with make_node(erl_backend) as node:
+        async with make_node(erl_backend, rpc_method=rpc_method) as node:
             await load_helpers(node, erl_node.name, erl_backend.beam_for(erl_node))
             start = time.monotonic()
             with pytest.raises(Timeout) as info:
@@ -363,9 +370,12 @@ def test_cast(erl_backend: LocalErlBackend, erl_node: ErlNode) -> None:
     run(body())
 
 
-def test_thousand_concurrent_rpcs(erl_backend: LocalErlBackend, erl_node: ErlNode) -> None:
+@pytest.mark.parametrize("rpc_method", ["rex", "erpc"])
+def test_thousand_concurrent_rpcs(
+    erl_backend: LocalErlBackend, erl_node: ErlNode, rpc_method: str
+) -> None:
     async def body() -> None:
-        async with make_node(erl_backend) as node:
+        async with make_node(erl_backend, rpc_method=rpc_method) as node:
             results = await asyncio.gather(
                 *(node.rpc(erl_node.name, "erlang", "abs", [-i], timeout=30) for i in range(1000))
             )
@@ -374,9 +384,12 @@ def test_thousand_concurrent_rpcs(erl_backend: LocalErlBackend, erl_node: ErlNod
     run(body())
 
 
-def test_ten_megabyte_messages(erl_backend: LocalErlBackend, erl_node: ErlNode) -> None:
+@pytest.mark.parametrize("rpc_method", ["rex", "erpc"])
+def test_ten_megabyte_messages(
+    erl_backend: LocalErlBackend, erl_node: ErlNode, rpc_method: str
+) -> None:
     async def body() -> None:
-        async with make_node(erl_backend) as node:
+        async with make_node(erl_backend, rpc_method=rpc_method) as node:
             await load_helpers(node, erl_node.name, erl_backend.beam_for(erl_node))
             data = await node.rpc(erl_node.name, "eb_test", "big_binary", [10_000_000], timeout=30)
             assert data == b"x" * 10_000_000
@@ -399,11 +412,12 @@ def test_max_message_size_drops_connection(erl_backend: LocalErlBackend, erl_nod
     run(body())
 
 
-def test_sigkill_gives_nodedown(erl_backend: LocalErlBackend) -> None:
-    victim = erl_backend.start_node("killed", net_ticktime=4)
+@pytest.mark.parametrize("rpc_method", ["rex", "erpc"])
+def test_sigkill_gives_nodedown(erl_backend: LocalErlBackend, rpc_method: str) -> None:
+    victim = erl_backend.start_node(f"killed{rpc_method}", net_ticktime=4)
 
     async def body() -> None:
-        async with make_node(erl_backend, net_ticktime=4) as node:
+        async with make_node(erl_backend, net_ticktime=4, rpc_method=rpc_method) as node:
             await load_helpers(node, victim.name, erl_backend.beam_for(victim))
             events: asyncio.Queue[NodeEvent] = asyncio.Queue()
             node.monitor_nodes(events)
