@@ -374,6 +374,8 @@ def _d_bit_binary(data: Any, pos: int, depth: int) -> tuple[Any, int]:
         raise _fail("bitstring runs past the end of the data", pos)
     if size == 0 or not 1 <= bits <= 8:
         raise _fail("bad bit count in BIT_BINARY_EXT", pos + 4)
+    if bits == 8:  # a whole binary, as binary_to_term reads it
+        return bytes(data[start:end]), end
     return BitString(bytes(data[start:end]), bits), end
 
 

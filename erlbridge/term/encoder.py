@@ -12,7 +12,7 @@ import math
 import struct
 import zlib
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from erlbridge.exceptions import EncodeError
 from erlbridge.term.model import (
@@ -142,9 +142,10 @@ def _e_str(value: str, out: bytearray) -> None:
 def _e_bytes(value: bytes | bytearray | memoryview, out: bytearray) -> None:
     size = value.nbytes if isinstance(value, memoryview) else len(value)
     out += _p_tag_u32(109, size)
-    if size >= _BIG_BINARY and isinstance(out, _Out):
-        out.parts.append(bytes(out))
-        out.parts.append(value)
+    if size >= _BIG_BINARY:  # every buffer comes from encode(): an _Out
+        parts = cast(_Out, out).parts
+        parts.append(bytes(out))
+        parts.append(value)
         out.clear()
     else:
         out += value

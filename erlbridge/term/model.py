@@ -194,16 +194,21 @@ class ImproperList:
 @dataclass(frozen=True, slots=True)
 class BitString:
     """A bitstring whose size is not a multiple of 8: ``bits`` (1..8) bits of the last
-    byte of ``data`` are used (the high ones), as in ``BIT_BINARY_EXT``."""
+    byte of ``data`` are used (the high ones), as in ``BIT_BINARY_EXT``. The unused low
+    bits are cleared, as Erlang does. (``bits=8`` is a whole binary; the decoder gives
+    ``bytes`` for it, like ``binary_to_term``.)"""
 
     data: bytes
     bits: int
 
     def __post_init__(self) -> None:
-        if not isinstance(self.data, bytes):
-            object.__setattr__(self, "data", bytes(self.data))
-        if not self.data or not 1 <= self.bits <= 8:
+        data = bytes(self.data)
+        if not data or not 1 <= self.bits <= 8:
             raise ValueError("BitString needs data and 1 <= bits <= 8")
+        mask = (0xFF << (8 - self.bits)) & 0xFF
+        if data[-1] & ~mask:
+            data = data[:-1] + bytes((data[-1] & mask,))
+        object.__setattr__(self, "data", data)
 
     def __str__(self) -> str:
         from erlbridge.term.text_format import format_term  # noqa: PLC0415

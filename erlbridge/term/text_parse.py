@@ -120,7 +120,7 @@ class _Parser:
             if char == "." and (pos + 1 >= n or text[pos + 1].isspace() or text[pos + 1] == "%"):
                 add(_Token("dot", None, pos))
                 pos += 1
-            elif char.isdigit():
+            elif "0" <= char <= "9":
                 pos = self._scan_number(pos, add)
             elif char == "'":
                 value, end = self._scan_quoted(pos, "'")

@@ -26,7 +26,9 @@ from erlbridge.term import (
     Reference,
     decode,
     decode_prefix,
+    decoder,
     encode,
+    encoder,
 )
 
 NODE = Atom("a@b")
@@ -385,6 +387,13 @@ def test_fun_size_must_match_contents() -> None:
         decode(bytes(wire))
 
 
+def test_bitstrings_are_normalised() -> None:
+    assert decode(b"\x83M\x00\x00\x00\x01\x08\xab") == b"\xab"
+    assert encode(BitString(b"\xab", 8)) == b"\x83M\x00\x00\x00\x01\x08\xab"
+    assert decode(b"\x83M\x00\x00\x00\x01\x03\xff") == BitString(b"\xe0", 3)
+    assert BitString(b"\xff", 3).data == b"\xe0"
+
+
 def test_record_flags_must_be_known() -> None:
     with pytest.raises(DecodeError, match="flags"):
         decode(b"\x83C\x00\x00\x00\x00\x02w\x01mw\x01r")
@@ -526,3 +535,61 @@ def test_model_equality_and_display() -> None:
     assert list(m) == [1]
     assert len(m) == 1
     assert repr(m) == "FrozenMap({1: 2})"
+
+
+def test_caches_stop_growing_at_their_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(decoder, "_ATOM_CACHE_MAX", 0)
+    monkeypatch.setattr(encoder, "_ATOM_BYTES_MAX", 0)
+    assert decode(b"\x83w\x0bnot_cached1") == Atom("not_cached1")
+    assert "not_cached1" not in {bytes(k).decode() for k in decoder._ATOM_CACHE}
+    assert encode(Atom("not_cached2")) == b"\x83w\x0bnot_cached2"
+    assert "not_cached2" not in encoder._ATOM_BYTES
+
+
+def test_node_atoms_in_every_atom_encoding() -> None:
+    ids = struct.pack(">III", 1, 2, 3)
+    expected = Pid(NODE, 1, 2, 3)
+    assert decode(b"\x83Xv\x00\x03a@b" + ids) == expected
+    assert decode(b"\x83Xs\x03a@b" + ids) == expected
+    assert decode(b"\x83Xd\x00\x03a@b" + ids) == expected
+
+
+def test_integer_runs_in_lists() -> None:
+    values = [1, 2, 3, 1000, 1001, 1002, -5, 7, 2**40, 8, 9] * 30
+    wire = encode(values)
+    assert wire[1] == 108
+    for buf in (wire, bytearray(wire), memoryview(wire)):
+        assert decode(buf) == values
+    assert encode(decode(wire)) == wire
+    assert decode(encode(list(range(256, 5000)))) == list(range(256, 5000))
+    # a run of INTEGER_EXT whose last element is cut short
+    with pytest.raises(DecodeError):
+        decode(b"\x83l\x00\x00\x00\x03b\x00\x00\x00\x01b\x00\x00\x00\x02b\x00")
+    with pytest.raises(DecodeError):
+        decode(b"\x83l\x00\x00\x00\x03a\x01a\x02a")
+
+
+def test_big_binaries_are_joined_once() -> None:
+    big = bytes(range(256)) * 300
+    term = (big, [memoryview(big), bytearray(b"x")], 1)
+    wire = encode(term)
+    assert decode(wire) == (big, [big, b"x"], 1)
+    assert wire == b"\x83h\x03" + encode(big)[1:] + (
+        b"l\x00\x00\x00\x02" + encode(big)[1:] + b"m\x00\x00\x00\x01xj" + b"a\x01"
+    )
+    assert decode(encode(term, compressed=True)) == decode(wire)
+
+
+def test_long_and_wide_strings() -> None:
+    long = ErlString("a" * 70000)
+    wire = encode(long)
+    assert wire[1] == 108
+    assert decode(wire) == long
+    assert decode(encode([1000, 2**40, -(2**40)])) == [1000, 2**40, -(2**40)]
+
+
+def test_map_key_subclasses() -> None:
+    class MyStr(str):
+        pass
+
+    assert encode({MyStr("k"): MyStr("v")}) == encode({"k": "v"})

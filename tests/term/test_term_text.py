@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from erlbridge.exceptions import EncodeError, TermSyntaxError
@@ -284,3 +286,27 @@ def test_format_parse_round_trip_of_escapes() -> None:
         assert parse_term(format_term(ErlString(text))) == ErlString(text)
         assert parse_term(format_term(Atom(text))) == Atom(text)
         assert parse_term(format_term(text)) == text.encode()
+
+
+def test_long_float_literal_is_refused() -> None:
+    with pytest.raises(TermSyntaxError, match="too long"):
+        parse_term("1" * 5000 + ".5")
+    assert parse_term("1" * 5000) == int("1" * 4000) * 10**1000 + int("1" * 1000)
+
+
+def test_recursion_error_near_the_limit_becomes_syntax_error() -> None:
+    limit = sys.getrecursionlimit()
+    depth = 0
+
+    def nest() -> None:
+        nonlocal depth
+        depth += 1
+        if depth < limit - 60:
+            nest()
+            return
+        with pytest.raises(TermSyntaxError, match="Python stack"):
+            parse_terms("[" * 300 + "]" * 300 + ".")
+        with pytest.raises(TermSyntaxError, match="Python stack"):
+            parse_term("[" * 300 + "]" * 300)
+
+    nest()
