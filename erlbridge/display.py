@@ -203,10 +203,10 @@ def _prints_as_text(value: list[Any]) -> bool:
 
 def _json_key(key: Any) -> str:
     if isinstance(key, str):
-        return str(key)
+        return str.__str__(key)
     if isinstance(key, bytes):
         return key.decode("utf-8", "replace")
-    return str(key)
+    return plain(key)
 
 
 def _cell_text(cell: Any) -> str:
