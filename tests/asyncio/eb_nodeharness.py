@@ -147,9 +147,16 @@ class LocalErlBackend:
         raise RuntimeError("EPMD did not show the expected names")
 
     def start_node(
-        self, alive: str, *, net_ticktime: int | None = None, hidden: bool = False
+        self,
+        alive: str,
+        *,
+        net_ticktime: int | None = None,
+        hidden: bool = False,
+        short: bool = False,
     ) -> ErlNode:
-        args = [self.erl, "-noshell", "-noinput", "-name", f"{alive}@127.0.0.1"]
+        """Start ``alive@127.0.0.1`` (or ``alive@<short hostname>`` with ``short``)."""
+        name = f"{alive}@{socket.gethostname().split('.')[0]}" if short else f"{alive}@127.0.0.1"
+        args = [self.erl, "-noshell", "-noinput", "-sname" if short else "-name", name]
         if net_ticktime is not None:
             args += ["-kernel", "net_ticktime", str(net_ticktime)]
         if hidden:
@@ -158,7 +165,7 @@ class LocalErlBackend:
         proc = subprocess.Popen(
             args, env=self.env, stdout=log.open("wb"), stderr=subprocess.STDOUT, cwd=self.root
         )
-        node = ErlNode(f"{alive}@127.0.0.1", proc, log)
+        node = ErlNode(name, proc, log)
         self.nodes.append(node)
         self._wait_names(lambda names: f"name {alive} at port" in names)
         return node
@@ -230,8 +237,15 @@ class DockerErlBackend(LocalErlBackend):
         self._beam: bytes | None = None
 
     def start_node(
-        self, alive: str, *, net_ticktime: int | None = None, hidden: bool = False
+        self,
+        alive: str,
+        *,
+        net_ticktime: int | None = None,
+        hidden: bool = False,
+        short: bool = False,
     ) -> ErlNode:
+        if short:
+            pytest.skip("short names are tested with the local backend")
         (ip,) = self.network.allocate(1)
         name = f"{alive}@{ip}"
         args = ["erl", "-noshell", "-noinput", "-name", name]

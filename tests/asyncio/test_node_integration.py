@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import time
 from typing import Any
 
@@ -492,3 +493,40 @@ def test_ticks_keep_idle_connection_alive(erl_backend: LocalErlBackend) -> None:
         run(body())
     finally:
         fast.stop()
+
+
+def test_short_names(erl_backend: LocalErlBackend) -> None:
+    short = erl_backend.start_node("shorty", short=True)
+
+    async def body() -> None:
+        # no "@host": the short host name is appended, as erl -sname does
+        async with Node(
+            "pyshort", cookie=erl_backend.cookie, epmd_port=erl_backend.epmd_port
+        ) as node:
+            assert node.name.split("@")[1] == short.name.split("@")[1]
+            assert await node.rpc(short.name, "erlang", "node", []) == short.name
+            assert node.name in await node.rpc(short.name, "erlang", "nodes", [Atom("hidden")])
+
+    try:
+        run(body())
+    finally:
+        short.stop()
+
+
+def test_cookie_never_in_logs_or_reprs(
+    erl_backend: LocalErlBackend, erl_node: ErlNode, caplog: pytest.LogCaptureFixture
+) -> None:
+    secret = "wrong-" + erl_backend.cookie[::-1]
+
+    async def body() -> None:
+        async with make_node(erl_backend, cookie=secret) as node:
+            with pytest.raises(AuthenticationError) as info:
+                await node.connect(erl_node.name)
+            texts = [repr(node), str(node), repr(info.value), str(info.value)]
+            assert not any(secret in t for t in texts)
+
+    with caplog.at_level(logging.DEBUG):
+        run(body())
+    assert caplog.records  # something was logged at DEBUG...
+    assert not any(secret in r.getMessage() for r in caplog.records)  # ...never the cookie
+    assert erl_backend.cookie not in caplog.text
