@@ -50,6 +50,7 @@ class DistProtocol(asyncio.Protocol):
         *,
         net_ticktime: float,
         max_message_size: int | None = None,
+        setup_timeout: float = 7.0,
     ) -> None:
         self.owner = owner
         self.handshake: Handshake | None = handshake
@@ -58,6 +59,9 @@ class DistProtocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.net_ticktime = net_ticktime
         self.max_message_size = max_message_size
+        #: seconds the handshake may take (OTP's net_setuptime): an unauthenticated peer
+        #: cannot hold a connection open by sending nothing (or too little)
+        self.setup_timeout = setup_timeout
         self.down_reason: Any = None
         self._loop = asyncio.get_running_loop()
         self._flush_scheduled = False
@@ -77,9 +81,16 @@ class DistProtocol(asyncio.Protocol):
         transport = self.transport
         transport.set_write_buffer_limits(high=4 * 1024 * 1024)
         if self.handshake is not None:
+            self._timer = self._loop.call_later(self.setup_timeout, self._setup_expired)
             out = self.handshake.data_to_send()
             if out:
                 transport.write(out)
+
+    def _setup_expired(self) -> None:
+        if self.conn is None and not self._closed:
+            self.abort(
+                HandshakeError(f"handshake not completed within {self.setup_timeout:g} s")
+            )
 
     def data_received(self, data: bytes) -> None:
         conn = self.conn
@@ -183,6 +194,8 @@ class DistProtocol(asyncio.Protocol):
             now=self._loop.time(),
         )
         self.handshake = None
+        if self._timer is not None:  # the setup deadline
+            self._timer.cancel()
         self._timer = self._loop.call_at(self.conn.next_timer_at, self._on_timer)
         self.owner.on_up(self, event)
         if trailing:

@@ -40,6 +40,10 @@ REQUESTS = Atom("requests")
 GETOPTS = Atom("getopts")
 SETOPTS = Atom("setopts")
 GET_REQUESTS = frozenset(Atom(a) for a in ("get_line", "get_chars", "get_until", "get_password"))
+# The only {put_chars, Enc, M, F, A} we evaluate (what io:format/fwrite send). Any other
+# M:F would make us run code of the peer's choosing on the sender's node (a confused
+# deputy, since the sender pid may name any node we can reach): refused.
+FORMAT_MF = (Atom("io_lib"), Atom("format"))
 OutputCallback = Callable[[Pid, str], None]
 
 
@@ -168,6 +172,10 @@ class IoServer(Endpoint):
         # {put_chars, [Enc,] M, F, A}: evaluate M:F(A) where the sender lives
         encoding = str(request[1]) if len(request) == 5 else "latin1"
         module, function, args = request[-3], request[-2], request[-1]
+        if (module, function) != FORMAT_MF or type(args) is not list or len(args) != 2:
+            logger.warning("refused io request from %s: %s:%s is not io_lib:format/2",
+                           sender, module, function)
+            return (ERROR, PUT_CHARS)
         try:
             chars = await self.node.rpc(sender.node, module, function, args, timeout=30.0)
             self._emit(sender, chardata_to_str(chars, encoding))

@@ -41,6 +41,10 @@ __all__ = [
 ]
 
 _STATUSES_OK = ("ok", "ok_simultaneous")
+#: Largest handshake message accepted. TCP framing cannot exceed it; over TLS (4-byte
+#: lengths) a hostile peer could otherwise make us buffer gigabytes before it is
+#: authenticated. Real messages are < 1100 bytes (a 255-character name, UTF-8).
+MAX_HANDSHAKE_PACKET = 65535
 _REJECT_STATUSES = ("nok", "not_allowed", "alive")
 
 
@@ -187,6 +191,8 @@ class Handshake:
             if len(self._buffer) < n:
                 break
             size = int.from_bytes(self._buffer[:n], "big")
+            if size > MAX_HANDSHAKE_PACKET:
+                self._fail(HandshakeError(f"handshake message of {size} bytes is too large"))
             if len(self._buffer) < n + size:
                 break
             packet = bytes(self._buffer[n : n + size])
