@@ -530,3 +530,23 @@ def test_cookie_never_in_logs_or_reprs(
     assert caplog.records  # something was logged at DEBUG...
     assert not any(secret in r.getMessage() for r in caplog.records)  # ...never the cookie
     assert erl_backend.cookie not in caplog.text
+
+
+def test_erlang_rpc_to_us_is_refused_not_hung(
+    erl_backend: LocalErlBackend, erl_node: ErlNode
+) -> None:
+    """rpc:call from the Erlang node to the Python node: we never run code, and the caller
+    gets {badrpc, notsup} at once (SPAWN_REPLY notsup) instead of hanging."""
+
+    async def body() -> None:
+        async with make_node(erl_backend) as node:
+            start = time.monotonic()
+            with pytest.raises(BadRpc) as info:
+                await node.rpc(
+                    erl_node.name, "rpc", "call", [node.name, Atom("os"), Atom("getpid"), [], 5000]
+                )
+            assert info.value.reason == Atom("notsup")  # the inner {badrpc, notsup}
+            assert time.monotonic() - start < scaled(3)
+            assert await node.rpc(erl_node.name, "net_adm", "ping", [node.name]) == Atom("pong")
+
+    run(body())
