@@ -26,7 +26,8 @@ against the local demo cluster (`scripts/demo.sh --keep` prints them) or contain
 | `ERLANG_COOKIE` or `ERLBRIDGE_COOKIE_FILE` | the cluster's cookie |
 | `ERL_EPMD_PORT` | EPMD port, if not 4369 |
 | `ERLBRIDGE_FIXTURES` | folder with `fixture-2.0.0.tar.gz` (for the upgrade) |
-| `ERLBRIDGE_CLIENT_HOST` | this machine's address as the nodes see it |"""),
+| `ERLBRIDGE_CLIENT_HOST` | this machine's address as the nodes see it |
+| `ERLBRIDGE_RELEASE` | what to upgrade to: a tarball path or a version (see below) |"""),
     ("code", """import os
 from pathlib import Path
 
@@ -112,17 +113,29 @@ readiness"""),
 `watch_run` follows the driver's journal and redraws one line per node while the upgrade
 runs (upload, unpack, check_install on all nodes, then install — the relup's `sync_nodes`
 barrier holds every node until all have arrived — and make_permanent)."""),
+    ("markdown", """`ERLBRIDGE_RELEASE` chooses what to install: a tarball path (uploaded to
+every node;
+the default is the local `fixture-2.0.0.tar.gz`) or a version whose tarball the nodes
+already hold (containers built from the repo's images carry theirs: the fixture's own
+`fixture:unpack/1` unpacks it first)."""),
     ("code", """import tempfile
 import time
 
 from erlbridge.display import CellProgress, watch_run
+from erlbridge.term import ErlString
+
+release = os.environ.get("ERLBRIDGE_RELEASE") or str(fixtures / "fixture-2.0.0.tar.gz")
+if release.endswith(".tar.gz"):
+    source = Path(release)
+else:
+    unpacked = node.multicall(targets, "fixture", "unpack", [ErlString(release)], timeout=120)
+    assert all(o.ok and o.value[0] == "ok" for o in unpacked.values()), unpacked
+    source = release
 
 journal = Path(tempfile.mkdtemp()) / "upgrade.journal"
 driver = Driver(anode, targets, journal=journal, node_timeout=120)
 progress = CellProgress("upgrade to 2.0.0", clock=time.monotonic)
-report = await watch_run(
-    driver.upgrade(fixtures / "fixture-2.0.0.tar.gz"), journal=journal, progress=progress
-)
+report = await watch_run(driver.upgrade(source), journal=journal, progress=progress)
 report"""),
     ("code", """assert report.ok, report.to_table()
 {plain(n): plain(o.unwrap()) for n, o in node.multicall(targets, "fixture", "vsn", []).items()}"""),

@@ -26,6 +26,11 @@ def cluster_env(cluster: Cluster, tarballs: Path, monkeypatch: pytest.MonkeyPatc
         monkeypatch.setenv("ERL_EPMD_PORT", str(cluster.epmd_port))
     else:
         monkeypatch.delenv("ERL_EPMD_PORT", raising=False)
+    if cluster.backend == "docker":
+        # The images carry tarballs built with their own OTP; upgrade to the version.
+        monkeypatch.setenv("ERLBRIDGE_RELEASE", "2.0.0")
+    else:
+        monkeypatch.delenv("ERLBRIDGE_RELEASE", raising=False)
 
 
 def test_notebook_is_valid_and_has_outputs_cleared() -> None:
