@@ -23,7 +23,9 @@ Python                             Erlang (External Term Format)    decodes back
 ``ErlString("abc")``               STRING (LIST of ints if a code   ``ErlString`` / ``list``
                                    point > 255 or > 65535 long)
 ``ImproperList((1, 2), tail)``     LIST with a non-NIL tail         ``ImproperList``
-``dict``                           MAP (in the dict's order)        ``dict`` (wire order)
+``dict``                           MAP (in the dict's order)        ``dict`` (wire order;
+                                                                    ``MapPairs`` if keys
+                                                                    collide in Python)
 map key that is a list / map       (same)                           ``FrozenList`` /
   (unhashable in Python)                                            ``FrozenMap``, recursively
                                                                     inside tuples; both encode
@@ -41,12 +43,15 @@ map key that is a list / map       (same)                           ``FrozenList
 
 Notes:
 
+* ``Atom("true")`` / ``Atom("false")`` encode like ``True`` / ``False`` and decode as
+  the bools (``Atom("true") != True`` in Python).
 * ``None`` is sent as ``undefined``, but ``undefined`` decodes to ``Atom('undefined')``
   (which equals ``"undefined"``), never to ``None``.
 * A Python ``str`` is a binary on the wire; use ``ErlString`` (or a list of ints) for an
   Erlang string, ``Atom`` for an atom.
-* Maps whose keys collide in Python (``1`` and ``1.0``, ``1`` and ``true``) cannot be
-  represented as a ``dict``: decoding them raises ``DecodeError``.
+* A map whose keys collide in Python (``1`` and ``1.0``, ``1`` and ``true``: different
+  in Erlang, equal as dict keys) decodes to ``MapPairs``, a tuple of ``(key, value)``
+  pairs in wire order that encodes back as the same map.
 * A compressed term (tag 80) is decoded transparently; ``encode(..., compressed=True)``
   makes one, but never send it over distribution.
 * Old forms (FLOAT_EXT, latin-1 atoms, PID_EXT, PORT_EXT, NEW_/REFERENCE_EXT) decode
@@ -78,6 +83,7 @@ from erlbridge.term.model import (
     Fun,
     ImproperList,
     LocalTerm,
+    MapPairs,
     NativeRecord,
     Pid,
     Port,
@@ -98,6 +104,7 @@ __all__ = [
     "Fun",
     "ImproperList",
     "LocalTerm",
+    "MapPairs",
     "NativeRecord",
     "Pid",
     "Port",

@@ -31,6 +31,7 @@ from erlbridge.term.model import (
     Fun,
     ImproperList,
     LocalTerm,
+    MapPairs,
     NativeRecord,
     Pid,
     Port,
@@ -348,12 +349,9 @@ def _d_map(data: Any, pos: int, depth: int) -> tuple[Any, int]:
     except TypeError:  # an unhashable key (list or map): use frozen forms
         it = iter(items)
         result = {freeze(k): v for k, v in zip(it, it, strict=True)}
-    if len(result) != n:
-        raise _fail(
-            "map keys collide in Python (e.g. 1 and 1.0, or 1 and true); "
-            "erlbridge cannot represent this map",
-            pos,
-        )
+    if len(result) != n:  # keys equal in Python but not in Erlang (1, 1.0, true)
+        it = iter(items)
+        return MapPairs(zip(it, it, strict=True)), end
     return result, end
 
 

@@ -25,6 +25,7 @@ from erlbridge.term.model import (
     Fun,
     ImproperList,
     LocalTerm,
+    MapPairs,
     NativeRecord,
     Pid,
     Port,
@@ -231,6 +232,11 @@ def _e_map(value: dict[Any, Any] | FrozenMap, out: bytearray) -> None:
             fn(obj, out)
 
 
+def _e_map_pairs(value: MapPairs, out: bytearray) -> None:
+    out += _p_tag_u32(116, len(value))
+    _e_items([item for pair in value for item in pair], out)
+
+
 def _e_improper(value: ImproperList, out: bytearray) -> None:
     out += _p_tag_u32(108, len(value.elements))
     _e_items(value.elements, out)
@@ -311,6 +317,7 @@ _ENCODERS: dict[type, _Encoder] = {
     ErlString: _e_erlstring,
     dict: _e_map,
     FrozenMap: _e_map,
+    MapPairs: _e_map_pairs,
     ImproperList: _e_improper,
     BitString: _e_bitstring,
     Pid: _e_pid,

@@ -24,6 +24,7 @@ __all__ = [
     "Fun",
     "ImproperList",
     "LocalTerm",
+    "MapPairs",
     "NativeRecord",
     "Pid",
     "Port",
@@ -348,6 +349,17 @@ class FrozenMap(Mapping[Any, Any]):
 
     def __repr__(self) -> str:
         return f"FrozenMap({self._items!r})"
+
+
+class MapPairs(tuple[tuple[Any, Any], ...]):
+    """A map whose keys collide as Python dict keys (Erlang tells ``1`` from ``1.0`` and
+    ``1`` from ``true``; Python does not): the ``(key, value)`` pairs in wire order.
+    Encodes as an Erlang map; only the decoder makes these."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"MapPairs({tuple(self)!r})"
 
 
 def freeze(value: Any) -> Any:

@@ -23,6 +23,7 @@ from erlbridge.term.model import (
     Fun,
     ImproperList,
     LocalTerm,
+    MapPairs,
     NativeRecord,
     Pid,
     Port,
@@ -165,6 +166,8 @@ def _flat(term: Any) -> str:
         return format_string(term.text)
     if isinstance(term, list | FrozenList):
         return "[" + ",".join(map(_flat, term)) + "]"
+    if isinstance(term, MapPairs):
+        return "#{" + ",".join(f"{_flat(k)} => {_flat(v)}" for k, v in term) + "}"
     if isinstance(term, tuple):
         return "{" + ",".join(map(_flat, term)) + "}"
     if isinstance(term, dict | FrozenMap):
@@ -187,6 +190,8 @@ def _children(term: Any) -> tuple[str, list[tuple[str, Any]], str, str] | None:
     """For a breakable container: (open, [(prefix, child)], tail_text, close)."""
     if isinstance(term, list | FrozenList) and term:
         return "[", [("", v) for v in term], "", "]"
+    if isinstance(term, MapPairs) and term:
+        return "#{", [(_flat(k) + " => ", v) for k, v in term], "", "}"
     if isinstance(term, tuple) and term:
         return "{", [("", v) for v in term], "", "}"
     if isinstance(term, ImproperList):

@@ -20,6 +20,7 @@ from erlbridge.term import (
     Fun,
     ImproperList,
     LocalTerm,
+    MapPairs,
     NativeRecord,
     Pid,
     Port,
@@ -29,6 +30,7 @@ from erlbridge.term import (
     decoder,
     encode,
     encoder,
+    format_term,
 )
 
 NODE = Atom("a@b")
@@ -286,9 +288,16 @@ def test_unhashable_map_keys_get_frozen_forms() -> None:
     assert encode(decoded) == record_key
 
 
-def test_map_keys_colliding_in_python_are_an_error() -> None:
-    with pytest.raises(DecodeError, match="collide"):
-        decode(b"\x83t\x00\x00\x00\x02a\x01a\x02w\x04truea\x03")
+def test_map_keys_colliding_in_python_keep_their_pairs() -> None:
+    wire = b"\x83t\x00\x00\x00\x03a\x01a\x02w\x04truea\x03F" + struct.pack(">d", 1.0) + b"a\x04"
+    term = decode(wire)
+    assert isinstance(term, MapPairs)
+    assert term == MapPairs(((1, 2), (True, 3), (1.0, 4)))
+    assert encode(term) == wire
+    assert repr(term) == "MapPairs(((1, 2), (True, 3), (1.0, 4)))"
+    assert format_term(term) == "#{1 => 2,true => 3,1.0 => 4}"
+    assert "\n" in format_term(term, width=5)
+    assert encode(MapPairs(())) == encode({})
 
 
 def test_decode_accepts_buffers() -> None:
