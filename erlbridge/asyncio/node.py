@@ -160,8 +160,14 @@ class Node:
     (default True: not published, not in ``nodes()``); ``epmd_port`` (else
     ``$ERL_EPMD_PORT``, else 4369); ``net_ticktime`` seconds; ``listen`` (accept incoming
     connections and register with EPMD); ``listen_port`` (0 = any); ``max_message_size``
-    bytes per incoming frame (None = unlimited); ``output`` receives ``(pid, text)`` printed
-    by remote processes whose group leader is this node (default: logged); ``logger``;
+    bytes per incoming frame (default 256 MiB; None = unlimited; a larger frame closes the
+    connection with a FramingError); ``max_mailbox`` messages per Process mailbox (default
+    100 000; None = unlimited): a message that would overflow a full mailbox is dropped
+    (newest first: the mailbox keeps its oldest messages), counted in :attr:`dropped` and
+    in ``Process.overflowed``, and logged (the first drop and every 10 000th);
+    ``setup_timeout`` seconds for a handshake (OTP's net_setuptime); ``output`` receives
+    ``(pid, text)`` printed by remote processes whose group leader is this node (default:
+    logged); ``logger``;
     ``tls`` (:class:`~erlbridge.asyncio.tls.TLSOptions`): speak TLS distribution
     (``-proto_dist inet_tls``) in both directions, EPMD stays plaintext.
     """
@@ -177,7 +183,9 @@ class Node:
         listen: bool = True,
         listen_host: str | None = None,
         listen_port: int = 0,
-        max_message_size: int | None = None,
+        max_message_size: int | None = 256 * 1024 * 1024,
+        max_mailbox: int | None = 100_000,
+        setup_timeout: float = 7.0,
         connect_timeout: float = 10.0,
         rpc_method: str = "rex",
         output: OutputCallback | None = None,
@@ -196,6 +204,8 @@ class Node:
         self.listen_host = listen_host
         self.listen_port = listen_port
         self.max_message_size = max_message_size
+        self.max_mailbox = max_mailbox
+        self.setup_timeout = setup_timeout
         self.connect_timeout = connect_timeout
         if rpc_method not in ("rex", "erpc"):
             raise ValueError(f"rpc_method must be 'rex' or 'erpc', not {rpc_method!r}")
@@ -488,6 +498,7 @@ class Node:
                             hs,
                             net_ticktime=self.net_ticktime,
                             max_message_size=self.max_message_size,
+                            setup_timeout=self.setup_timeout,
                         ),
                         host,
                         port,
@@ -543,7 +554,11 @@ class Node:
             packet_bytes=self._packet_bytes,
         )
         return DistProtocol(
-            self, hs, net_ticktime=self.net_ticktime, max_message_size=self.max_message_size
+            self,
+            hs,
+            net_ticktime=self.net_ticktime,
+            max_message_size=self.max_message_size,
+            setup_timeout=self.setup_timeout,
         )
 
     # ConnectionOwner callbacks ------------------------------------------------------------
@@ -758,7 +773,11 @@ class Node:
     def on_message(self, proto: DistProtocol, msg: c.ControlMessage) -> None:
         cls = type(msg)
         if cls is c.SendSender or cls is c.Send:
-            endpoint = self._endpoints.get(msg.to_pid)  # type: ignore[union-attr]
+            try:
+                endpoint = self._endpoints.get(msg.to_pid)  # type: ignore[union-attr]
+            except TypeError:  # an unhashable "pid"
+                proto.abort(ProtocolError(f"malformed {cls.__name__} from {proto.peer_node}"))
+                return
             if endpoint is None:
                 self._drop(msg.to_pid, None, "no such pid")  # type: ignore[union-attr]
             else:
@@ -767,6 +786,18 @@ class Node:
         handler = _HANDLERS.get(cls)
         if handler is None:
             self.log.debug("ignored control message %r", msg)
+            return
+        # Signals that we act on by answering the sender (LINK, UNLINK_ID, MONITOR_P,
+        # SPAWN_REQUEST, ...) or that hit our processes (EXIT, EXIT2) must come from a
+        # process of the connected node, as erts requires: otherwise a peer could make us
+        # dial a third node or forge an exit signal from one.
+        sender = getattr(msg, "from_pid", None) or getattr(msg, "sender", None)
+        if sender is not None and not (
+            isinstance(sender, Pid) and sender.node == proto.peer_node
+        ):
+            proto.abort(
+                ProtocolError(f"{cls.__name__} from {proto.peer_node} claims sender {sender!r}")
+            )
             return
         try:
             handler(self, proto, msg)

@@ -88,7 +88,7 @@ class Process(Endpoint):
     Not thread-safe: use it from the node's event loop (the blocking facade does this).
     """
 
-    __slots__ = ("_mailbox", "_waiters", "exit_reason", "name", "trap_exit")
+    __slots__ = ("_mailbox", "_waiters", "exit_reason", "name", "overflowed", "trap_exit")
 
     def __init__(
         self, node: Node, pid: Pid, *, name: str | None = None, trap_exit: bool = False
@@ -98,6 +98,8 @@ class Process(Endpoint):
         self.trap_exit = trap_exit
         self.exit_reason: Any = None
         self._mailbox: deque[Any] = deque()
+        #: messages dropped because the mailbox held ``node.max_mailbox`` messages
+        self.overflowed = 0
         self._waiters: list[tuple[Callable[[Any], bool] | None, asyncio.Future[Any]]] = []
 
     def __repr__(self) -> str:
@@ -125,6 +127,20 @@ class Process(Endpoint):
                 del self._waiters[i]
                 fut.set_result(message)
                 return
+        limit = self.node.max_mailbox
+        if limit is not None and len(self._mailbox) >= limit:
+            # Overflow policy (documented on Node): drop the newest message, count it,
+            # log the first drop and every 10 000th; the mailbox keeps its oldest messages.
+            if self.overflowed % 10_000 == 0:
+                logger.warning(
+                    "mailbox of %s is full (%d messages): dropping new messages (%d so far)",
+                    self.pid,
+                    limit,
+                    self.overflowed + 1,
+                )
+            self.overflowed += 1
+            self.node.dropped += 1
+            return
         self._mailbox.append(message)
 
     def mailbox_size(self) -> int:
