@@ -288,7 +288,10 @@ async def resolve_targets(
             if name not in nodes:
                 nodes.append(name)
     if match_glob:
-        nodes = [n for n in nodes if fnmatch.fnmatchcase(n, match_glob)]
+        kept = [n for n in nodes if fnmatch.fnmatchcase(n, match_glob)]
+        if nodes and not kept:
+            raise click.UsageError(f"no node matches {match_glob!r} (found {', '.join(nodes)})")
+        nodes = kept
     if not nodes:
         raise click.UsageError("no targets: pass --targets NODES or --seed NODE")
     return nodes
