@@ -58,6 +58,8 @@ handle_call(bump, _From, S) ->
 handle_cast(_, S) -> {noreply, S}.
 handle_info(_, S) -> {noreply, S}.
 terminate(_, _) -> ok.
+%% {sleep, Ms, Extra}: a state migration that takes Ms (benchmarks).
+code_change(Old, S, {sleep, Ms, Extra}) -> timer:sleep(Ms), code_change(Old, S, Extra);
 code_change(_Old, {state, C}, Extra) -> {ok, {state, C, Extra}};
 code_change(_Old, {state, C, _}, Extra) -> {ok, {state, C, Extra}}.
 """
@@ -172,7 +174,10 @@ def start_cluster(tmp: Path, n: int, pa: list[Path], *, prefix: str = "drv",
                 raise
             time.sleep(0.05)
     for name in names:
+        # No scheduler busy-waiting: many nodes share two cores here (one node per host in
+        # production would not care).
         args = ["erl", "-name", name, "-setcookie", cookie, "-noshell", "-noinput",
+                "+sbwt", "none", "+sbwtdcpu", "none", "+sbwtdio", "none",
                 "-kernel", "logger_level", "warning", "-sasl", "sasl_error_logger", "false"]
         for p in pa:
             args += ["-pa", str(p)]

@@ -593,13 +593,13 @@ class Driver:
         for app, files in pushed.items():
             # One dir per target: nodes on one host must not share (and race on) files.
             base = f"{self.push_root}/{run_tag}/{n}/{app}-{libs[app]}"
+            r = await self.caller.rpc(
+                n, "filelib", "ensure_dir", [charlist(f"{base}/ebin/x")], deadline=deadline
+            )
+            if r != "ok":
+                raise StepFailed(Status.ERROR, NodeError("push", r, f"ensure_dir {base}/ebin"))
             for fname, data in files.items():
                 path = f"{base}/ebin/{fname}"
-                r = await self.caller.rpc(
-                    n, "filelib", "ensure_dir", [charlist(path)], deadline=deadline
-                )
-                if r != "ok":
-                    raise StepFailed(Status.ERROR, NodeError("push", r, f"ensure_dir {path}"))
                 r = await self.caller.rpc(
                     n, "file", "write_file", [charlist(path), data], deadline=deadline
                 )
