@@ -76,7 +76,7 @@ def test_driver_script_libs_and_touched_modules() -> None:
     terms = script_terms(_script())
     assert script_libs(terms) == {"app": "2"}
     assert touched_modules(terms) == ["m1", "m2", "m3"]
-    conflict = terms + [(Atom("load_object_code"), (Atom("app"), ErlString("3"), []))]
+    conflict = [*terms, (Atom("load_object_code"), (Atom("app"), ErlString("3"), []))]
     with pytest.raises(ScriptError):
         script_libs(conflict)
     with pytest.raises(ScriptError):
