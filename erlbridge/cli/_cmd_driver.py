@@ -31,7 +31,7 @@ from erlbridge.cli._common import (
 )
 from erlbridge.cli._output import Output
 from erlbridge.cli._scriptfile import load_script_for_run
-from erlbridge.display import Table, erlang_text, plain, watch_run
+from erlbridge.display import Table, plain, watch_run
 
 __all__ = ["downgrade", "readiness", "run", "upgrade"]
 
@@ -118,7 +118,7 @@ def _short(value: Any, width: int = 70) -> str:
     if value is None:
         return ""
     try:
-        text = erlang_text(value, width=10_000)
+        text = plain(value)
     except Exception:  # a value the printer cannot render still deserves a cell
         text = repr(value)
     text = " ".join(text.split())

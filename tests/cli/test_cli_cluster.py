@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -179,3 +181,46 @@ def test_run_script_and_failures(cli: Cli, erl_cluster: Cluster) -> None:
     shown = cli("journal", "show", "run.journal")
     assert shown.returncode == 0
     assert "preflight=ok" in shown.stdout and "eval=ok" in shown.stdout
+
+
+@pytest.mark.erl_backend("local")
+def test_interrupted_upgrade_exits_130_and_journal_shows_in_doubt(
+    cli: Cli, erl_cluster: Cluster, erl_fixture_tarballs: Path
+) -> None:
+    names = erl_cluster.node_names
+    journal = cli.cwd / "up.journal"
+    proc = subprocess.Popen(
+        [
+            *ERLBRIDGE,
+            "upgrade",
+            str(erl_fixture_tarballs / "fixture-2.0.0.tar.gz"),
+            "-t",
+            ",".join(names),
+            "--journal",
+            str(journal),
+        ],
+        env=cli.env,
+        cwd=cli.cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60 * FACTOR
+        while not journal.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        erl_cluster.pause(names[2])  # its upload cannot finish now
+        time.sleep(2)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60 * FACTOR)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        erl_cluster.unpause(names[2])
+    assert proc.returncode == 130, err
+    assert "interrupted" in err
+    shown = cli.json("journal", "show", str(journal), code=1)
+    assert shown["runs"][0]["finished"] is False
+    assert shown["nodes"][names[2]]["state"] == "in_doubt"
+    versions = {cli("rpc", n, "fixture", "vsn").stdout.strip() for n in names}
+    assert versions == {'"1.0.0"'}  # nothing was installed anywhere
