@@ -188,24 +188,20 @@ def _unavailable(target: ErlTarget) -> str | None:
             reason = "no erl on this machine (apt-get install erlang-nox)"
         elif find_erl_call() is None:
             reason = "no erl_call on this machine (erl_interface)"
+    elif find_erl_call() is None:
+        reason = "no erl_call on this machine (needed to reach containers)"
     else:
-        if find_erl_call() is None:
-            reason = "no erl_call on this machine (needed to reach containers)"
-        else:
-            try:
-                from erlbridge.testing.docker_cluster import (  # noqa: PLC0415
-                    docker_client,
-                    node_image,
-                )
+        from erlbridge.testing.docker_cluster import docker_client, node_image  # noqa: PLC0415
 
-                client = docker_client()
-                try:
-                    client.images.get(node_image(target.otp))
-                except Exception:  # noqa: BLE001 -- ImageNotFound or API trouble
-                    reason = (f"image {node_image(target.otp)} missing "
-                              "(bash scripts/build-node-images.sh)")
-            except InvalidState as exc:
-                reason = str(exc)
+        try:
+            client = docker_client()
+            try:
+                client.images.get(node_image(target.otp))
+            except Exception:  # ImageNotFound or API trouble
+                reason = (f"image {node_image(target.otp)} missing "
+                          "(bash scripts/build-node-images.sh)")
+        except InvalidState as exc:
+            reason = str(exc)
     _availability[key] = reason
     return reason
 
@@ -305,7 +301,7 @@ def erl_cluster(request: pytest.FixtureRequest, erl_cluster_factory: ClusterFact
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[Any]:
-    outcome = yield
+    outcome: Any = yield
     report: pytest.TestReport = outcome.get_result()
     if report.skipped and (item.get_closest_marker("integration") is not None
                            or item.get_closest_marker("docker") is not None):

@@ -495,7 +495,8 @@ class LocalCluster(Cluster):
         )
         env = self.home.env({"ERL_EPMD_PORT": str(self.epmd_port)})
         out = subprocess.run(
-            [self.erl_call.erl_call, "-name", node.name, "-c", part, "-timeout", "10", "-e"],
+            [self.erl_call.erl_call, *ErlCall.client_name_args(), "-name", node.name,
+             "-c", part, "-timeout", "10", "-e"],
             input=expr, capture_output=True, text=True, env=env, timeout=30, check=False,
         )
         if out.returncode != 0 or not out.stdout.startswith("{ok,"):

@@ -162,11 +162,20 @@ class ErlCall:
         extra = {} if self.epmd_port is None else {"ERL_EPMD_PORT": str(self.epmd_port)}
         return self.home.env(extra)
 
+    @staticmethod
+    def client_name_args() -> list[str]:
+        """``-h <unique name>``: erl_call's default client name is the same for every call,
+        so two concurrent calls to one node would collide (the second fails to connect)."""
+        return ["-h", f"erl_call_{secrets.token_hex(6)}"]
+
     def eval(self, node: str, expr: str, *, timeout: float = 10.0) -> str:
         """Evaluate ``expr`` (Erlang expressions, ``.`` optional) on ``node``.
 
-        Returns the value printed with ``~p`` (text). Raises :class:`NodeDown` when the
-        node cannot be reached, :class:`RemoteException` when the evaluation raised,
+        Returns the value as ``erl_call`` prints it (erl_interface's term printer:
+        ``", "`` between elements, strings in double quotes, e.g. ``{ok, "2.0.0"}``,
+        ``['a@h', 'b@h']``); the same text for every target OTP release.
+        Raises :class:`NodeDown` when the node cannot be reached,
+        :class:`RemoteException` when the evaluation raised,
         :class:`BadRpc` for other errors (e.g. a syntax error), :class:`Timeout`.
         """
         text = expr.strip()
@@ -176,7 +185,8 @@ class ErlCall:
         secs = max(1, int(timeout + 0.999))
         try:
             out = subprocess.run(
-                [self.erl_call, "-name", node, "-timeout", str(secs), "-e"],
+                [self.erl_call, *self.client_name_args(), "-name", node,
+                 "-timeout", str(secs), "-e"],
                 input=text,
                 capture_output=True,
                 text=True,
