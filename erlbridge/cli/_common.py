@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fnmatch
+import logging
 import os
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
@@ -57,6 +58,8 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_CONNECT = 3
+
+logger = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -206,6 +209,7 @@ def make_connection(
         )
     except CookieNotFound as exc:
         raise click.UsageError(str(exc)) from exc
+    logger.info("cookie from %s", cookie.source)  # the source, never the value
     if cookie_text:
         output.warn("--cookie puts the cookie in the process list; prefer --cookie-file")
     if timeout <= 0:

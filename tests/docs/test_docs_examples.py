@@ -89,6 +89,7 @@ def console_commands(page: Path) -> list[tuple[int, str, int]]:
 
 
 @pytest.mark.integration
+@pytest.mark.erl_backend("local")  # the pages use the local demo cluster and its tarballs
 @pytest.mark.parametrize("page", page_paths(), ids=lambda p: p.name)
 def test_page_examples_run(page: Path, docs_env: dict[str, str], tmp_path: Path) -> None:
     program = python_program(page)
