@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# erlbridge's test command (README "Run the tests"; .ci/run calls it).
+#
+# On a fresh Debian machine, as root, it installs what is missing (erlang-nox,
+# erlang-dev, erlang-src, rebar3, docker.io, mmdebstrap, python3-venv), creates the
+# venv (.venv, pip install -e '.[dev]'), starts dockerd when no engine answers, builds
+# the OTP base images and node images (cached), builds the fixture releases, runs the
+# linters and the whole pytest suite on both backends (local + docker OTP 25, 27, 29),
+# and prints a timing summary.
+#
+#   bash scripts/test.sh [pytest args...]
+#
+# Environment: CI=true makes a missing Erlang/Docker (or any skipped integration test)
+# fail the run; ERLBRIDGE_OTP (default 25,27,29) and ERLBRIDGE_ERL_BACKEND (default
+# local,docker) select the matrix; ERLBRIDGE_SKIP_LINT=1 skips ruff/mypy/lint-imports.
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+cd "$repo"
+export ERLBRIDGE_OTP=${ERLBRIDGE_OTP:-25,27,29}
+export ERLBRIDGE_ERL_BACKEND=${ERLBRIDGE_ERL_BACKEND:-local,docker}
+ci=false
+case "${CI:-}" in 1|true|TRUE|yes) ci=true ;; esac
+
+timings=()
+run_start=$SECONDS
+summary() {
+  local rc=$?
+  echo
+  echo "== timing summary"
+  for t in "${timings[@]}"; do echo "  $t"; done
+  echo "  total: $((SECONDS - run_start)) s (exit $rc)"
+}
+trap summary EXIT
+step() {
+  local name=$1; shift
+  echo
+  echo "== $name"
+  local start=$SECONDS
+  "$@"
+  timings+=("$(printf '%-22s %5d s' "$name:" $((SECONDS - start)))")
+}
+
+install_packages() {
+  local missing=()
+  command -v erl >/dev/null || missing+=(erlang-nox)
+  command -v erl_call >/dev/null || missing+=(erlang-nox)
+  [ -d /usr/lib/erlang/usr/include ] || missing+=(erlang-dev)
+  ls /usr/lib/erlang/lib/sasl-*/src >/dev/null 2>&1 || missing+=(erlang-src)
+  command -v rebar3 >/dev/null || missing+=(rebar3)
+  command -v dockerd >/dev/null || missing+=(docker.io)
+  command -v mmdebstrap >/dev/null || missing+=(mmdebstrap)
+  command -v python3 >/dev/null || missing+=(python3)
+  python3 -c "import venv, ensurepip" >/dev/null 2>&1 || missing+=(python3-venv)
+  if [ ${#missing[@]} -eq 0 ]; then echo "all packages present"; return; fi
+  if [ "$(id -u)" != 0 ]; then
+    echo "missing packages: ${missing[*]} (run as root or install them)" >&2
+    return 1
+  fi
+  echo "installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+setup_venv() {
+  local stamp=.venv/.erlbridge-dev-stamp
+  local want
+  want=$(sha256sum pyproject.toml | cut -c1-16)
+  if [ ! -x .venv/bin/python ]; then
+    python3 -m venv .venv
+  fi
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    .venv/bin/pip install -q --upgrade pip
+    .venv/bin/pip install -q -e '.[dev]'
+    echo "$want" >"$stamp"
+  else
+    echo "venv up to date"
+  fi
+}
+
+docker_ok=false
+start_docker() {
+  if docker info >/dev/null 2>&1; then docker_ok=true; echo "Docker engine answers"; return; fi
+  if [ "$(id -u)" = 0 ] && command -v dockerd >/dev/null; then
+    echo "starting dockerd"
+    (dockerd >/var/log/dockerd.log 2>&1 &)
+    for _ in $(seq 1 60); do
+      if docker info >/dev/null 2>&1; then docker_ok=true; echo "Docker engine up"; return; fi
+      sleep 1
+    done
+  fi
+  echo "no Docker engine answers" >&2
+  if $ci; then return 1; fi
+}
+
+build_images() {
+  if ! $docker_ok; then echo "skipped: no Docker engine"; return; fi
+  local versions=${ERLBRIDGE_OTP//,/ }
+  # shellcheck disable=SC2086
+  bash scripts/build-base-images.sh $versions
+  # shellcheck disable=SC2086
+  bash scripts/build-node-images.sh $versions
+}
+
+lint() {
+  if [ "${ERLBRIDGE_SKIP_LINT:-}" = 1 ]; then echo "skipped"; return; fi
+  .venv/bin/ruff check erlbridge tests
+  .venv/bin/mypy
+  .venv/bin/lint-imports
+}
+
+step "packages" install_packages
+step "venv" setup_venv
+step "docker engine" start_docker
+step "images" build_images
+step "fixtures" bash scripts/build-fixtures.sh
+step "lint" lint
+step "pytest" .venv/bin/pytest --durations=15 "$@"
