@@ -2,7 +2,9 @@
 
 Contenders, all calling the same target node in the same run:
 
-* ``erlang``    Erlang's own ``rpc:call`` from another Erlang node (the physical reference)
+* ``erlang``    Erlang's own ``rpc:call`` from another Erlang node (the physical reference);
+  ``erlang-rex`` the same calls as ``gen_server:call({rex, N}, {call, M, F, A, user})``, the
+  route erlbridge takes (``rpc:call`` itself uses erpc's spawn_request since OTP 23)
 * ``erlbridge`` this library's asyncio Node; ``erlbridge-uvloop`` the same on uvloop's loop
   (if installed); ``erlbridge-sync`` the blocking facade (a loop in a daemon thread)
 * ``erldistpy`` the PyPI client (install with ``pip install --target /work/peers/erldistpy
@@ -61,36 +63,39 @@ run() ->
     C = list_to_integer(os:getenv("EB_C")),
     true = net_kernel:connect_node(Target),
     Calls = [{node, erlang, node, []}, {seq10000, lists, seq, [1, 10000]}],
+    Rpc = fun(M, F, A) -> rpc:call(Target, M, F, A) end,
+    %% the same call through rex's gen_server interface, which is what erlbridge uses
+    Rex = fun(M, F, A) -> gen_server:call({rex, Target}, {call, M, F, A, user}, infinity) end,
     [begin
-         rpc:call(Target, M, F, A),
-         seq(Name, Target, M, F, A, N),
-         conc(Name, Target, M, F, A, N, C)
-     end || {Name, M, F, A} <- Calls],
+         Call(M, F, A),
+         seq(Kind, Name, Call, M, F, A, N),
+         conc(Kind, Name, Call, M, F, A, N, C)
+     end || {Name, M, F, A} <- Calls, {Kind, Call} <- [{rpc, Rpc}, {rex, Rex}]],
     halt().
 
-seq(Name, Target, M, F, A, N) ->
+seq(Kind, Name, Call, M, F, A, N) ->
     T0 = erlang:monotonic_time(nanosecond),
     Lats = [begin
                 S = erlang:monotonic_time(nanosecond),
-                _ = rpc:call(Target, M, F, A),
+                _ = Call(M, F, A),
                 erlang:monotonic_time(nanosecond) - S
             end || _ <- lists:seq(1, N)],
     Total = erlang:monotonic_time(nanosecond) - T0,
     Text = string:join([integer_to_list(L) || L <- Lats], ","),
-    io:format("RESULT seq ~s ~p ~s~n", [Name, Total, Text]).
+    io:format("RESULT seq ~s ~s ~p ~s~n", [Kind, Name, Total, Text]).
 
-conc(Name, Target, M, F, A, N, C) ->
+conc(Kind, Name, Call, M, F, A, N, C) ->
     Per = N div C,
     Self = self(),
     T0 = erlang:monotonic_time(nanosecond),
     Work = fun() ->
-                   [rpc:call(Target, M, F, A) || _ <- lists:seq(1, Per)],
+                   [Call(M, F, A) || _ <- lists:seq(1, Per)],
                    Self ! {done, self()}
            end,
     Pids = [spawn_link(Work) || _ <- lists:seq(1, C)],
     [receive {done, P} -> ok end || P <- Pids],
     Total = erlang:monotonic_time(nanosecond) - T0,
-    io:format("RESULT conc ~s ~p ~p~n", [Name, Total, Per * C]).
+    io:format("RESULT conc ~s ~s ~p ~p~n", [Kind, Name, Total, Per * C]).
 """
 
 
@@ -169,7 +174,8 @@ class Cluster:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def bench_erlang(cluster: Cluster, n: int) -> dict[str, Sample]:
+def bench_erlang(cluster: Cluster, n: int) -> dict[str, dict[str, Sample]]:
+    """Erlang's rpc:call and gen_server:call to rex, from another Erlang node."""
     src = cluster.dir / "eb_bench_ref.erl"
     src.write_text(ERLANG_REF)
     subprocess.run(["erlc", "-o", str(cluster.dir), str(src)], check=True, env=cluster.env)
@@ -193,16 +199,19 @@ def bench_erlang(cluster: Cluster, n: int) -> dict[str, Sample]:
         check=True,
         timeout=600,
     ).stdout
-    seq: dict[str, tuple[float, float, float]] = {}
-    conc: dict[str, float] = {}
+    seq: dict[tuple[str, str], tuple[float, float, float]] = {}
+    conc: dict[tuple[str, str], float] = {}
     for line in out.splitlines():
         parts = line.split()
         if parts[:2] == ["RESULT", "seq"]:
-            lats = [int(x) / 1e9 for x in parts[4].split(",")]
-            seq[parts[2]] = summarize(lats, int(parts[3]) / 1e9)
+            lats = [int(x) / 1e9 for x in parts[5].split(",")]
+            seq[parts[2], parts[3]] = summarize(lats, int(parts[4]) / 1e9)
         elif parts[:2] == ["RESULT", "conc"]:
-            conc[parts[2]] = int(parts[4]) / (int(parts[3]) / 1e9)
-    return {name: Sample(*seq[name], conc[name]) for name in CALLS}
+            conc[parts[2], parts[3]] = int(parts[5]) / (int(parts[4]) / 1e9)
+    return {
+        impl: {name: Sample(*seq[kind, name], conc[kind, name]) for name in CALLS}
+        for impl, kind in (("erlang", "rpc"), ("erlang-rex", "rex"))
+    }
 
 
 async def _erlbridge_async(cluster: Cluster, n: int) -> dict[str, Sample]:
@@ -379,6 +388,7 @@ def report(results: Results, args: argparse.Namespace) -> str:
         i
         for i in (
             "erlang",
+            "erlang-rex",
             "erlbridge",
             "erlbridge-uvloop",
             "erlbridge-sync",
@@ -448,8 +458,8 @@ def main() -> None:
     parser.add_argument("--write", action="store_true", help="update BENCHMARKS.md")
     args = parser.parse_args()
     args.command = "python bench/bench_rpc.py " + " ".join(sys.argv[1:])
-    contenders: dict[str, Callable[[Cluster], dict[str, Sample]]] = {
-        "erlang": lambda c: bench_erlang(c, args.calls),
+    contenders: dict[str, Callable[[Cluster], Any]] = {
+        "erlang": lambda c: bench_erlang(c, args.calls),  # also gives "erlang-rex"
         "erlbridge": lambda c: bench_erlbridge(c, args.calls),
         "erlbridge-uvloop": lambda c: bench_erlbridge_uvloop(c, args.calls),
         "erlbridge-sync": lambda c: bench_erlbridge_sync(c, args.calls),
@@ -474,8 +484,14 @@ def main() -> None:
             random.shuffle(order)
             for name in order:
                 print(f"round {r + 1}: {name} ...", file=sys.stderr, flush=True)
-                for call, sample in contenders[name](cluster).items():
-                    results.add(name, call, sample)
+                measured = contenders[name](cluster)
+                if name == "erlang":
+                    for impl, samples in measured.items():
+                        for call, sample in samples.items():
+                            results.add(impl, call, sample)
+                else:
+                    for call, sample in measured.items():
+                        results.add(name, call, sample)
     finally:
         cluster.close()
     text = report(results, args)
