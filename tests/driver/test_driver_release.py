@@ -8,11 +8,8 @@ import asyncio
 import os
 import secrets
 import signal
-import subprocess
 import sys
 import textwrap
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,34 +17,18 @@ import pytest
 
 from erlbridge.asyncio import Node
 from erlbridge.asyncio.driver import Driver, Status, read_journal, read_records
-from erlbridge.testing.cluster import LocalCluster
+from erlbridge.asyncio.driver.calls import text_of
+from erlbridge.term import ErlString
+from erlbridge.testing.cluster import Cluster
 
 pytestmark = pytest.mark.integration
 FACTOR = float(os.environ.get("ERLBRIDGE_TIMEOUT_FACTOR", "1"))
 REPO = Path(__file__).resolve().parents[2]
-FIXTURES = REPO / "_build" / "fixtures"
 
 
-@pytest.fixture(scope="module")
-def tarballs() -> Path:
-    if not (FIXTURES / "fixture-2.1.0.tar.gz").is_file():
-        subprocess.run([str(REPO / "scripts" / "build-fixtures.sh"), str(FIXTURES)], check=True)
-    return FIXTURES
-
-
-@pytest.fixture
-def fixture_cluster(tmp_path: Path, tarballs: Path) -> Iterator[LocalCluster]:
-    c = LocalCluster(release_tarball=tarballs / "fixture-1.0.0.tar.gz", workdir=tmp_path / "cl",
-                     size=3, timeout_factor=FACTOR)
-    c.start()
-    try:
-        yield c
-    finally:
-        c.close()
-
-
-def _node(c: LocalCluster) -> Node:
-    return Node(f"py{secrets.token_hex(3)}@127.0.0.1", cookie=c.cookie, epmd_port=c.epmd_port)
+def _node(c: Cluster) -> Node:
+    return Node(f"py{secrets.token_hex(3)}@{c.client_host()}", cookie=c.cookie,
+                epmd_port=c.epmd_port)
 
 
 async def _call_all(node: Node, names: list[str], fn: str,
@@ -55,16 +36,29 @@ async def _call_all(node: Node, names: list[str], fn: str,
     return [await node.rpc(n, "fixture", fn, args or [], timeout=10) for n in names]
 
 
+async def fetch_tarballs(node: Node, target: str, dest: Path) -> Path:
+    """Copy the fixture tarballs *built for the target's OTP* from the target to ``dest``
+    (local: the build dir; containers: the image's /opt/fixture/tarballs)."""
+    tdir = await node.rpc(target, "fixture", "tarball_dir", [], timeout=10)
+    dest.mkdir(parents=True, exist_ok=True)
+    for v in ("2.0.0", "2.1.0"):
+        path = f"{text_of(tdir)}/fixture-{v}.tar.gz"
+        res = await node.rpc(target, "file", "read_file", [ErlString(path)], timeout=60)
+        assert res[0] == "ok", res
+        (dest / f"fixture-{v}.tar.gz").write_bytes(res[1])
+    return dest
+
+
 def _current(report: Any) -> set[tuple[str, str]]:
     return {(v, s) for o in report.outcomes for (_n, v, s) in o.value}
 
 
-def test_driver_release_full_cycle(fixture_cluster: LocalCluster, tarballs: Path,
-                                   tmp_path: Path) -> None:
-    names = fixture_cluster.node_names
+def test_driver_release_full_cycle(erl_cluster: Cluster, tmp_path: Path) -> None:
+    names = erl_cluster.node_names
 
     async def main() -> None:
-        async with _node(fixture_cluster) as node:
+        async with _node(erl_cluster) as node:
+            tarballs = await fetch_tarballs(node, names[0], tmp_path / "tb")
             for _ in range(2):
                 await _call_all(node, names, "bump")
             drv = Driver(node, names, node_timeout=120 * FACTOR, journal=tmp_path / "j.jsonl")
@@ -112,11 +106,12 @@ def test_driver_release_full_cycle(fixture_cluster: LocalCluster, tarballs: Path
 
 
 def test_driver_release_check_install_failure_stops_before_any_change(
-        fixture_cluster: LocalCluster, tarballs: Path) -> None:
-    names = fixture_cluster.node_names
+        erl_cluster: Cluster, tmp_path: Path) -> None:
+    names = erl_cluster.node_names
 
     async def main() -> None:
-        async with _node(fixture_cluster) as node:
+        async with _node(erl_cluster) as node:
+            tarballs = await fetch_tarballs(node, names[0], tmp_path / "tb")
             drv = Driver(node, names, node_timeout=120 * FACTOR)
             assert (await drv.upgrade(tarballs / "fixture-2.0.0.tar.gz")).ok
             # Release the old-code holder on two nodes only: the third fails check_install.
@@ -139,12 +134,12 @@ def test_driver_release_check_install_failure_stops_before_any_change(
     asyncio.run(main())
 
 
-def test_driver_release_dry_run_and_canary(fixture_cluster: LocalCluster, tarballs: Path,
-                                           tmp_path: Path) -> None:
-    names = fixture_cluster.node_names
+def test_driver_release_dry_run_and_canary(erl_cluster: Cluster, tmp_path: Path) -> None:
+    names = erl_cluster.node_names
 
     async def main() -> None:
-        async with _node(fixture_cluster) as node:
+        async with _node(erl_cluster) as node:
+            tarballs = await fetch_tarballs(node, names[0], tmp_path / "tb")
             dry = await Driver(node, names, dry_run=True, node_timeout=120 * FACTOR).upgrade(
                 tarballs / "fixture-2.0.0.tar.gz")
             assert dry.ok and dry.dry_run, str(dry)
@@ -181,7 +176,8 @@ import asyncio, sys
 from erlbridge.asyncio import Node
 from erlbridge.asyncio.driver import Driver
 async def main():
-    async with Node("pykill@127.0.0.1", cookie=sys.argv[1], epmd_port=int(sys.argv[2])) as node:
+    port = None if sys.argv[2] == "-" else int(sys.argv[2])
+    async with Node(sys.argv[6], cookie=sys.argv[1], epmd_port=port) as node:
         drv = Driver(node, sys.argv[5].split(","), journal=sys.argv[4], node_timeout=300,
                      concurrency=1)
         await drv.unpack(sys.argv[3], chunk_bytes=16 * 1024)
@@ -189,40 +185,47 @@ asyncio.run(main())
 """
 
 
-def test_driver_release_killed_run_journal_and_resume(fixture_cluster: LocalCluster,
-                                                      tarballs: Path, tmp_path: Path) -> None:
+def test_driver_release_killed_run_journal_and_resume(erl_cluster: Cluster,
+                                                      tmp_path: Path) -> None:
     """A Python process killed mid-run leaves a true journal; a resumed run does not
     redo finished steps and continues a partial upload where it stopped."""
-    names = fixture_cluster.node_names
+    names = erl_cluster.node_names
     journal = tmp_path / "killed.jsonl"
     script = tmp_path / "run.py"
     script.write_text(textwrap.dedent(KILLED_RUN))
-    tar = tarballs / "fixture-2.0.0.tar.gz"
-    proc = subprocess.Popen([sys.executable, str(script), fixture_cluster.cookie,
-                             str(fixture_cluster.epmd_port), str(tar), str(journal),
-                             ",".join(names)], cwd=REPO)
-    partial = fixture_cluster.root(1) / "releases" / "fixture-2.0.0.tar.gz"
-    try:
-        # concurrency=1: kill while node 2's upload is half done (node 1 has finished)
-        end = time.monotonic() + 120 * FACTOR
-        while time.monotonic() < end:
-            if partial.exists() and partial.stat().st_size >= 64 * 1024:
-                break
-            time.sleep(0.005)
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        proc.wait(30)
-    have = partial.stat().st_size if partial.exists() else 0
-    assert 0 < have < tar.stat().st_size, have  # killed mid-upload
-    st = read_journal(journal)
-    assert st.nodes[names[0]].completed("upload") and st.nodes[names[0]].completed("unpack")
-    in_doubt = st.nodes[names[1]].in_doubt
-    assert st.nodes[names[1]].state == "in_doubt" and in_doubt == ["upload"], st
-    assert st.nodes[names[2]].state == "planned", st
-    assert not st.finished_runs
 
     async def main() -> None:
-        async with _node(fixture_cluster) as node:
+        async with _node(erl_cluster) as node:
+            tar = (await fetch_tarballs(node, names[0], tmp_path / "tb")) / "fixture-2.0.0.tar.gz"
+            root = text_of(await node.rpc(names[1], "code", "root_dir", [], timeout=10))
+            partial = ErlString(f"{root}/releases/fixture-2.0.0.tar.gz")
+            port = "-" if erl_cluster.epmd_port is None else str(erl_cluster.epmd_port)
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, str(script), erl_cluster.cookie, port, str(tar), str(journal),
+                ",".join(names), f"pykill{secrets.token_hex(2)}@{erl_cluster.client_host()}",
+                cwd=REPO)
+            try:
+                # concurrency=1: kill while node 2's upload is half done (node 1 has finished)
+                end = asyncio.get_running_loop().time() + 120 * FACTOR
+                have = 0
+                while asyncio.get_running_loop().time() < end and proc.returncode is None:
+                    have = await node.rpc(names[1], "filelib", "file_size", [partial], timeout=5)
+                    if have >= 64 * 1024:
+                        break
+                    await asyncio.sleep(0.005)
+                proc.send_signal(signal.SIGKILL)
+            finally:
+                await asyncio.wait_for(proc.wait(), 30)
+            have = await node.rpc(names[1], "filelib", "file_size", [partial], timeout=5)
+            assert 0 < have < tar.stat().st_size, have  # killed mid-upload
+
+            st = read_journal(journal)
+            assert st.nodes[names[0]].completed("upload") and st.nodes[names[0]].completed("unpack")
+            assert st.nodes[names[1]].state == "in_doubt" and st.nodes[names[1]].in_doubt == [
+                "upload"], st
+            assert st.nodes[names[2]].state == "planned", st
+            assert not st.finished_runs
+
             assert await _call_all(node, names, "vsn") == ["1.0.0"] * 3  # nothing installed
             drv = Driver(node, names, journal=journal, resume=True, node_timeout=120 * FACTOR)
             report = await drv.unpack(tar)
@@ -231,8 +234,7 @@ def test_driver_release_killed_run_journal_and_resume(fixture_cluster: LocalClus
             assert r0["upload"].resumed and r0["unpack"].resumed  # not redone
             r1 = {s.step: s for s in report[names[1]].steps}
             assert not r1["upload"].resumed
-            v = r1["upload"].value
-            assert v["resumed_from"] == have, (v, have)  # continued where it stopped
+            assert r1["upload"].value["resumed_from"] == have  # continued where it stopped
             st2 = read_journal(journal)
             assert all(st2.nodes[n].state == "ok" for n in names), st2
             up = await drv.upgrade("2.0.0")
