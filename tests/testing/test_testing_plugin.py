@@ -1,0 +1,67 @@
+"""The pytest plugin's own rules, run with pytester in a subprocess: target ids, the CI
+rule for skipped integration tests, bad options, and node logs on failure."""
+
+from __future__ import annotations
+
+import pytest
+
+from erlbridge.testing import find_erl
+
+SKIPPING = """
+import pytest
+
+@pytest.mark.integration
+def test_needs_erlang():
+    pytest.skip("pretend Erlang is missing")
+"""
+
+
+def test_ci_fails_when_integration_tests_skip(pytester: pytest.Pytester,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    pytester.makepyfile(test_skips=SKIPPING)
+    monkeypatch.setenv("CI", "true")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["*integration tests skipped in CI*",
+                                 "*SKIPPED (fails CI)*test_needs_erlang*"])
+    monkeypatch.setenv("CI", "false")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(["*1 integration test(s) skipped (would fail with CI=true)*"])
+
+
+def test_unknown_backend_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_x="def test_x():\n    pass\n")
+    result = pytester.runpytest_subprocess("--erl-backend=vm")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+
+
+def test_targets_are_parametrized(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_ids="""
+import pytest
+
+@pytest.mark.erl_backend("docker")
+def test_t(erl_target):
+    pass
+""")
+    result = pytester.runpytest_subprocess(
+        "--collect-only", "-q", "--erl-backend=local,docker", "--otp=25,29")
+    result.stdout.fnmatch_lines(["*test_t?docker-otp25?*", "*test_t?docker-otp29?*"])
+    assert "local-otp" not in result.stdout.str()
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(find_erl() is None, reason="no erl on this machine")
+def test_failed_test_gets_node_logs(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_fails="""
+import pytest
+
+@pytest.mark.erl_cluster(size=1, sync_barrier=False)
+def test_boom(erl_cluster):
+    erl_cluster.kill(0)
+    assert False, "deliberate"
+""")
+    result = pytester.runpytest_subprocess("--erl-backend=local", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["*erlang node fixture1@127.0.0.1 (local, NOT ANSWERING)*",
+                                 "*Exec:*bin/erlexec*"])
