@@ -13,7 +13,16 @@ import re
 from typing import Any
 
 from erlbridge.exceptions import TermSyntaxError
-from erlbridge.term.model import Atom, BitString, ErlString, ExportFun, ImproperList, freeze
+from erlbridge.term.encoder import encode
+from erlbridge.term.model import (
+    Atom,
+    BitString,
+    ErlString,
+    ExportFun,
+    ImproperList,
+    MapPairs,
+    freeze,
+)
 from erlbridge.term.text_format import RESERVED_WORDS
 
 logger = logging.getLogger(__name__)
@@ -328,24 +337,36 @@ class _Parser:
             self.expect("]")
             return items
 
-    def parse_map(self, depth: int) -> dict[Any, Any]:
-        result: dict[Any, Any] = {}
+    def parse_map(self, depth: int) -> dict[Any, Any] | MapPairs:
+        pairs: list[tuple[Any, Any]] = []
         if self.at("}"):
             self.next()
-            return result
+            return {}
         while True:
             key = self.term(depth + 1)
             self.expect("=>")
-            value = self.term(depth + 1)
-            try:
-                result[key] = value
-            except TypeError:
-                result[freeze(key)] = value
+            pairs.append((key, self.term(depth + 1)))
             if self.at(","):
                 self.next()
                 continue
             self.expect("}")
+            break
+        result: dict[Any, Any] = {}
+        for key, value in pairs:
+            try:
+                result[key] = value
+            except TypeError:
+                result[freeze(key)] = value
+        if len(result) == len(pairs):
             return result
+        # Keys repeat: the last value wins, as in Erlang. Keys that are only equal in
+        # Python (1 and 1.0, 1 and true) are different Erlang keys: keep them apart.
+        exact: dict[bytes, tuple[Any, Any]] = {}
+        for key, value in pairs:
+            exact[encode(key)] = (freeze(key), value)
+        if len(exact) == len(result):
+            return result
+        return MapPairs(exact.values())
 
     def export_fun(self) -> ExportFun:
         module = self.next()

@@ -17,6 +17,7 @@ from erlbridge.term import (
     Fun,
     ImproperList,
     LocalTerm,
+    MapPairs,
     NativeRecord,
     Pid,
     Port,
@@ -310,3 +311,12 @@ def test_recursion_error_near_the_limit_becomes_syntax_error() -> None:
             parse_term("[" * 300 + "]" * 300)
 
     nest()
+
+
+def test_map_literals_with_repeated_and_colliding_keys() -> None:
+    assert parse_term("#{a => 1, a => 2}") == {Atom("a"): 2}
+    assert parse_term("#{[1] => 1, [1] => 2}") == {FrozenList([1]): 2}
+    pairs = parse_term("#{1 => a, 1.0 => b, true => c, 1 => d}")
+    assert isinstance(pairs, MapPairs)
+    assert pairs == MapPairs(((1, Atom("d")), (1.0, Atom("b")), (True, Atom("c"))))
+    assert parse_term(format_term(pairs)) == pairs
