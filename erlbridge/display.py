@@ -458,13 +458,27 @@ def kernel_node(name: str, **options: Any) -> Any:
     number of re-runs. ``options`` are :class:`erlbridge.sync.Node`'s. All such nodes are
     closed when the interpreter exits (or by :func:`close_kernel_nodes`).
     """
+    import time  # noqa: PLC0415
+
+    from erlbridge.exceptions import RegistrationError  # noqa: PLC0415
     from erlbridge.sync import Node  # noqa: PLC0415 (display must stay importable from anywhere)
 
     previous = _KERNEL_NODES.pop(name, None)
     if previous is not None:
         previous.close()
-    node = Node(name, **options)
-    node.start()
+    # EPMD frees the previous node's name when it sees that node's registration socket
+    # close, which can lag our close() a little: retry a "name taken" for a moment.
+    deadline = time.monotonic() + 5.0
+    while True:
+        node = Node(name, **options)
+        try:
+            node.start()
+            break
+        except RegistrationError:
+            node.close()
+            if previous is None or time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
     if not _KERNEL_NODES:
         import atexit  # noqa: PLC0415
 
