@@ -231,3 +231,27 @@ def test_security_remote_code_is_never_run(env: Env) -> None:
     assert isinstance(rpc, BadRpc) and rpc.reason == Atom("notsup"), rpc
     assert isinstance(spawn, Pid)  # erlang:spawn/4 is asynchronous; the process never starts
     assert not marker.exists()
+
+
+def test_security_user_strings_never_become_atoms(env: Env) -> None:
+    """Strings in rpc arguments (also as map keys and tuple elements) arrive as binaries:
+    2 000 unique strings leave the target's atom table (almost) unchanged."""
+    unique = [f"user-data-{secrets.token_hex(8)}-{i}" for i in range(2000)]
+
+    async def body() -> tuple[int, int, Any]:
+        async with Node("secatoms@127.0.0.1", cookie=env.cookie, epmd_port=env.epmd_port,
+                        listen=False) as node:
+            count = [Atom("atom_count")]
+            before = await node.rpc(env.target, "erlang", "system_info", count)
+            kinds = (
+                await node.rpc(env.target, "erlang", "is_binary", [unique[0]]),
+                await node.rpc(env.target, "erlang", "is_atom", [unique[1]]),
+            )
+            await node.rpc(env.target, "erlang", "length", [unique[:1000]])
+            await node.rpc(env.target, "maps", "size", [{s: (s,) for s in unique[1000:]}])
+            after = await node.rpc(env.target, "erlang", "system_info", count)
+            return before, after, kinds
+
+    before, after, kinds = asyncio.run(body())
+    assert kinds == (True, False)  # is_binary(S) -> true, is_atom(S) -> false
+    assert after - before < 50, (before, after)
