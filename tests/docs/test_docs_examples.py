@@ -122,3 +122,40 @@ def test_page_examples_run(page: Path, docs_env: dict[str, str], tmp_path: Path)
             f"{page.name}:{line}: `{command}` exited {done.returncode} (expected {expected})\n"
             f"{done.stdout}\n{done.stderr}"
         )
+
+
+@pytest.mark.integration
+@pytest.mark.erl_backend("local")
+def test_readme_examples_run(docs_env: dict[str, str], tmp_path: Path) -> None:
+    """The README's 30-second example (Python, then the shell lines) runs as written."""
+    readme = ROOT / "README.md"
+    (tmp_path / "_build").mkdir()
+    (tmp_path / "_build" / "fixtures").symlink_to(docs_env["ERLBRIDGE_FIXTURES"])
+    program = python_program(readme)
+    assert "asyncio.run(upgrade())" in program
+    script = tmp_path / "readme_examples.py"
+    script.write_text(program, encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        check=False,
+        env=docs_env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300 * TIMEOUT_FACTOR,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "upgrade:fixture-2.0.0: 3 ok" in done.stdout
+    for line, command, expected in console_commands(readme):
+        ran = subprocess.run(
+            ["bash", "-c", command],
+            check=False,
+            env=docs_env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300 * TIMEOUT_FACTOR,
+        )
+        assert ran.returncode == expected, f"README.md:{line}: {command}\n{ran.stdout}{ran.stderr}"
+        if "releases" in command:
+            assert len(re.findall(r"2\.0\.0\s+permanent", ran.stdout)) == 3, ran.stdout
