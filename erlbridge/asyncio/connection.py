@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Callable
 from typing import Any, Protocol, cast
 
 from erlbridge.asyncio.tls import tls_error
@@ -291,5 +290,3 @@ class DistProtocol(asyncio.Protocol):
         if self.transport is not None:
             self.transport.abort()
 
-
-OnMessage = Callable[[DistProtocol, ControlMessage], None]

@@ -37,7 +37,6 @@ from erlbridge.asyncio.rpc import (
 )
 from erlbridge.asyncio.tls import TLSAcceptor, TLSOptions, tls_error
 from erlbridge.exceptions import (
-    EpmdError,
     ErlbridgeError,
     HandshakeError,
     InvalidState,
@@ -1330,4 +1329,3 @@ _HANDLERS: dict[type, Callable[[Node, DistProtocol, Any], None]] = {
     c.AltactSigSend: Node._on_altact,
 }
 
-_ = EpmdError  # re-exported failure type of connect()
