@@ -36,6 +36,33 @@ from erlbridge.display import Table, plain, watch_run
 __all__ = ["downgrade", "readiness", "run", "upgrade"]
 
 
+def timeout_options(function: Any) -> Any:
+    """release_handler_1's suspend/code_change timeouts."""
+    function = click.option(
+        "--code-change-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="release_handler_1 code_change_timeout option.",
+    )(function)
+    return click.option(
+        "--suspend-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="release_handler_1 suspend_timeout option.",
+    )(function)
+
+
+def _push_option(values: tuple[str, ...]) -> dict[str, Path]:
+    pushed: dict[str, Path] = {}
+    for value in values:
+        app, sep, folder = value.partition("=")
+        path = Path(folder)
+        if not sep or not app or not path.is_dir():
+            raise click.BadParameter(f"{value!r}: expected APP=EBIN_DIR", param_hint="--push")
+        pushed[app] = path
+    return pushed
+
+
 def policy_options(function: Any) -> Any:
     """Options of the driver's run policy."""
     decorators = [
@@ -73,6 +100,12 @@ def policy_options(function: Any) -> Any:
             "--dry-run",
             is_flag=True,
             help="Preflight only (check_script / check_install): change nothing.",
+        ),
+        click.option(
+            "--resume",
+            is_flag=True,
+            help="With --journal: skip the steps an earlier run of the same operation "
+            "finished ok (e.g. after an interrupted run).",
         ),
         click.option(
             "--skip-unreachable",
@@ -168,6 +201,8 @@ async def _with_driver(
             targets = [t for t in targets if t not in unreachable]
         policy.pop("skip_unreachable", None)
         journal = policy.pop("journal_path", None)
+        if policy.get("resume") and journal is None:
+            raise click.UsageError("--resume needs --journal FILE (the run to resume)")
         if title is None:  # readiness: no journal to follow, ask reachable nodes only
             reachable = [t for t in targets if t not in unreachable]
             output.note(f"asking {len(reachable)} node(s)…")
@@ -202,6 +237,7 @@ def _split_kwargs(kwargs: dict[str, Any]) -> tuple[dict[str, Any], ...]:
         "dry_run",
         "journal_path",
         "skip_unreachable",
+        "resume",
     )
     policy = {k: kwargs.pop(k) for k in policy_keys if k in kwargs}
     return conn, targets, policy
@@ -275,20 +311,17 @@ def readiness(*, json_mode: bool, script_file: Path | None, **kwargs: Any) -> No
     "--from",
     "from_vsn",
     metavar="VSN",
-    help="For a relup or appup file: take the up-script from VSN.",
+    help="For a relup file: take the up-script from VSN.",
 )
 @click.option(
-    "--suspend-timeout",
-    type=float,
-    metavar="SECONDS",
-    help="release_handler_1 suspend_timeout option.",
+    "--push",
+    "push",
+    multiple=True,
+    metavar="APP=EBIN_DIR",
+    help="Write the .beam files of local EBIN_DIR to each target before the run, as "
+    "APP's code (for code that is not on the targets' disks). Repeatable.",
 )
-@click.option(
-    "--code-change-timeout",
-    type=float,
-    metavar="SECONDS",
-    help="release_handler_1 code_change_timeout option.",
-)
+@timeout_options
 @policy_options
 @targets_options
 @connection_options
@@ -297,6 +330,7 @@ def run(
     *,
     script_file: Path,
     from_vsn: str | None,
+    push: tuple[str, ...],
     suspend_timeout: float | None,
     code_change_timeout: float | None,
     json_mode: bool,
@@ -306,7 +340,7 @@ def run(
 
     SCRIPT is a Python file defining `script` (an erlbridge.upgrade.Script) or a
     `build_script()` function, an Erlang-text file holding an instruction list, or a
-    relup/appup file with --from VSN. A preflight (offline validation and
+    relup file with --from VSN. A preflight (offline validation and
     release_handler_1:check_script/2) runs on every target first; only if all pass is the
     script evaluated. sync_nodes barriers are coordinated by erlbridge's node.
 
@@ -320,6 +354,9 @@ def run(
     conn, targets, policy = _split_kwargs(kwargs)
     script = load_script_for_run(script_file, from_vsn)
     options: dict[str, Any] = {}
+    pushed = _push_option(push)
+    if pushed:
+        options["push_code"] = pushed
     if suspend_timeout is not None:
         options["suspend_timeout"] = suspend_timeout
     if code_change_timeout is not None:
@@ -346,11 +383,22 @@ def run(
 @click.option(
     "--no-permanent", is_flag=True, help="Install but do not make the new version permanent."
 )
+@click.option("--purge", is_flag=True, help="check_install_release with [purge] (old code purged).")
+@timeout_options
 @policy_options
 @targets_options
 @connection_options
 @json_option
-def upgrade(*, release: str, no_permanent: bool, json_mode: bool, **kwargs: Any) -> None:
+def upgrade(
+    *,
+    release: str,
+    no_permanent: bool,
+    purge: bool,
+    suspend_timeout: float | None,
+    code_change_timeout: float | None,
+    json_mode: bool,
+    **kwargs: Any,
+) -> None:
     """Upgrade every target to a release (release mode, through release_handler).
 
     With a TARBALL (NAME-VSN.tar.gz built by rebar3/relx), erlbridge uploads it to each
@@ -374,7 +422,13 @@ def upgrade(*, release: str, no_permanent: bool, json_mode: bool, **kwargs: Any)
         raise click.BadParameter(f"no such file: {release}", param_hint="TARBALL")
 
     async def action(driver: Any) -> Any:
-        return await driver.upgrade(source, permanent=not no_permanent)
+        return await driver.upgrade(
+            source,
+            permanent=not no_permanent,
+            purge=purge,
+            suspend_timeout=suspend_timeout,
+            code_change_timeout=code_change_timeout,
+        )
 
     report = run_async(
         lambda: _with_driver(
@@ -394,11 +448,20 @@ def upgrade(*, release: str, no_permanent: bool, json_mode: bool, **kwargs: Any)
 @click.option(
     "--no-permanent", is_flag=True, help="Install the old version but do not make it permanent."
 )
+@timeout_options
 @policy_options
 @targets_options
 @connection_options
 @json_option
-def downgrade(*, vsn: str, no_permanent: bool, json_mode: bool, **kwargs: Any) -> None:
+def downgrade(
+    *,
+    vsn: str,
+    no_permanent: bool,
+    suspend_timeout: float | None,
+    code_change_timeout: float | None,
+    json_mode: bool,
+    **kwargs: Any,
+) -> None:
     """Downgrade every target to the installed release VSN (runs the relup's down-script).
 
     \b
@@ -410,7 +473,12 @@ def downgrade(*, vsn: str, no_permanent: bool, json_mode: bool, **kwargs: Any) -
     conn, targets, policy = _split_kwargs(kwargs)
 
     async def action(driver: Any) -> Any:
-        return await driver.downgrade(vsn, permanent=not no_permanent)
+        return await driver.downgrade(
+            vsn,
+            permanent=not no_permanent,
+            suspend_timeout=suspend_timeout,
+            code_change_timeout=code_change_timeout,
+        )
 
     report = run_async(
         lambda: _with_driver(

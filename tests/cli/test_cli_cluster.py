@@ -224,3 +224,41 @@ def test_interrupted_upgrade_exits_130_and_journal_shows_in_doubt(
     assert shown["nodes"][names[2]]["state"] == "in_doubt"
     versions = {cli("rpc", n, "fixture", "vsn").stdout.strip() for n in names}
     assert versions == {'"1.0.0"'}  # nothing was installed anywhere
+
+    # --resume finishes the interrupted run without redoing what already succeeded
+    resumed = cli.json(
+        "upgrade",
+        str(erl_fixture_tarballs / "fixture-2.0.0.tar.gz"),
+        "-t",
+        ",".join(names),
+        "--journal",
+        str(journal),
+        "--resume",
+    )
+    assert resumed["ok"] is True, resumed
+    steps = {o["node"]: {s["step"]: s["resumed"] for s in o["steps"]} for o in resumed["preflight"]}
+    assert steps[names[0]]["upload"] is True
+    assert steps[names[2]]["upload"] is False
+    versions = {cli("rpc", n, "fixture", "vsn").stdout.strip() for n in names}
+    assert versions == {'"2.0.0"'}
+
+
+@pytest.mark.erl_backend("local")
+def test_run_pushes_code_the_targets_do_not_have(cli: Cli, erl_cluster: Cluster) -> None:
+    names = erl_cluster.node_names
+    ebin = cli.cwd / "greeter-1.0" / "ebin"
+    ebin.mkdir(parents=True)
+    source = cli.cwd / "greeter.erl"
+    source.write_text('-module(greeter).\n-vsn("1").\n-export([hi/0]).\nhi() -> pushed.\n')
+    subprocess.run(["erlc", "-o", str(ebin), str(source)], check=True, timeout=60)
+    (cli.cwd / "push.script").write_text(
+        '[{load_object_code, {greeter, "1.0", [greeter]}}, point_of_no_return,'
+        " {load, {greeter, brutal_purge, brutal_purge}}]."
+    )
+    assert cli("rpc", names[0], "greeter", "hi").returncode == 1  # not there yet
+    done = cli.json("run", "push.script", "-t", ",".join(names), "--push", f"greeter={ebin}")
+    assert done["ok"] is True, done
+    for name in names:
+        assert cli("rpc", name, "greeter", "hi").stdout.strip() == "pushed"
+    bad = cli("run", "push.script", "-t", names[0], "--push", "greeter")
+    assert bad.returncode == 2
