@@ -148,6 +148,11 @@ class DistConnection:
                 payload, pos = decode_prefix(data, pos)
         except DecodeError as exc:
             raise ProtocolError(f"undecodable distribution message: {exc}") from exc
+        except (TypeError, ValueError, OverflowError, RecursionError) as exc:
+            # The decoder promises DecodeError only; should a hostile term still hit a
+            # decoder bug, the peer's connection is closed as a protocol error (and the
+            # bug is visible in the log) instead of escaping into the transport.
+            raise ProtocolError(f"distribution message broke the decoder: {exc!r}") from exc
         if pos != stop:
             raise FramingError(f"frame has {stop - pos} trailing bytes")
         return from_term(control, payload)

@@ -239,6 +239,10 @@ EVIL = Pid(Atom("evil@127.0.0.1"), 7, 0, 1234)
         pytest.param(frame(b"p" + b"\x83" + b"l\x00\x00\x00\x01" * 5000 + b"j"),
                      id="nested-too-deep"),
         pytest.param((300 * 1024 * 1024).to_bytes(4, "big") + b"p", id="oversized-frame"),
+        pytest.param(  # a term that hits a decoder bug found by the fuzzer (see tests/fuzz)
+            frame(b"p" + encode((6, EVIL, Atom(""), Atom("x")))
+                  + bytes.fromhex("83740000000174000000026a61016a61026101")),
+            id="decoder-bug-term"),
     ],
 )
 def test_security_hostile_frames(
