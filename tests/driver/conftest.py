@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -197,3 +198,79 @@ def cluster3(tmp_path: Path, drvt: dict[str, Path]) -> Iterator[Cluster]:
         c.stop()
 
 
+
+
+class DrvtCluster:
+    """The plugin's ``erl_cluster`` (local target systems or containers, any OTP) with the
+    drvt app compiled *on a target* (so the beams fit its OTP) and running on every node."""
+
+    def __init__(self, cluster: Any) -> None:
+        self.cluster = cluster
+        self.names: list[str] = list(cluster.node_names)
+        self.cookie: str = cluster.cookie
+        self.epmd_port: int | None = cluster.epmd_port
+        self.beams: dict[str, dict[str, bytes]] = {}
+        self.tag = secrets.token_hex(3)
+
+    def py_name(self) -> str:
+        return f"py{secrets.token_hex(3)}@{self.cluster.client_host()}"
+
+    def kill(self, name: str) -> None:
+        self.cluster.kill(name)
+
+    def pause(self, name: str) -> None:
+        self.cluster.pause(name)
+
+    def unpause(self, name: str) -> None:
+        self.cluster.unpause(name)
+
+    async def connect_all(self, node: Any) -> None:
+        """Compile drvt 1/2/3 on the first node, install and start version 1 everywhere."""
+        from erlbridge.term import Atom, ErlString  # noqa: PLC0415
+
+        first = self.names[0]
+        # Target systems of the fixture release carry no compiler: borrow the system OTP's
+        # (same OTP release as the target's erts: the machine's, or the image's).
+        loaded = await node.rpc(first, "code", "ensure_loaded", [Atom("compile")])
+        if loaded[0] != "module":  # embedded mode, compiler not in the release
+            dirs = await node.rpc(first, "filelib", "wildcard",
+                                  [ErlString("/usr/lib/erlang/lib/compiler-*/ebin")])
+            assert dirs, "no compiler on the target host"
+            beams = await node.rpc(first, "filelib", "wildcard",
+                                   [ErlString(sorted(d.text for d in dirs)[-1] + "/*.beam")])
+            for b in beams:  # embedded mode loads nothing on demand: load them all
+                await node.rpc(first, "code", "load_abs", [ErlString(b.text[:-5])])
+        for v in ("1", "2", "3"):
+            init = "{state, 0}" if v == "1" else "{state, 0, fresh}"
+            files: dict[str, bytes] = {"drvt.app": (APP % {"v": v}).encode()}
+            for name, text in (("drvt_app", APP_MOD), ("drvt_sup", SUP), ("drvt_srv", SRV),
+                               ("drvt_hold", HOLD)):
+                src = f"/tmp/drvt-src-{self.tag}/{v}/{name}.erl"
+                assert await node.rpc(first, "filelib", "ensure_dir", [ErlString(src)]) == "ok"
+                assert await node.rpc(first, "file", "write_file",
+                                      [ErlString(src), (text % {"v": v, "init": init}).encode()]
+                                      ) == "ok"
+                res = await node.rpc(first, "compile", "file",
+                                     [ErlString(src), [Atom("binary"), Atom("return_errors")]],
+                                     timeout=60)
+                assert res[0] == "ok", res
+                files[f"{name}.beam"] = res[2]
+            self.beams[v] = files
+        for n in self.names:
+            ebin = f"/tmp/drvt-{self.tag}/{n}/drvt-1/ebin"
+            assert await node.rpc(n, "filelib", "ensure_dir", [ErlString(ebin + "/x")]) == "ok"
+            for fname, data in self.beams["1"].items():
+                assert await node.rpc(n, "file", "write_file",
+                                      [ErlString(f"{ebin}/{fname}"), data]) == "ok"
+            assert await node.rpc(n, "code", "add_patha", [ErlString(ebin)]) is True
+            for fname in self.beams["1"]:  # embedded mode: nothing loads on demand
+                if fname.endswith(".beam"):
+                    res = await node.rpc(n, "code", "load_abs",
+                                         [ErlString(f"{ebin}/{fname[:-5]}")])
+                    assert res[0] == "module", res
+            assert await node.rpc(n, "application", "start", [Atom("drvt")]) == "ok"
+
+
+@pytest.fixture
+def dcluster(erl_cluster: Any) -> DrvtCluster:
+    return DrvtCluster(erl_cluster)

@@ -1,12 +1,11 @@
-"""Direct mode on real local 3-node clusters: code push, code_change, purge rules,
-Python-coordinated sync barriers, node failures at barriers."""
+"""Direct mode on real 3-node clusters (the plugin's erl_cluster: local target systems or
+OTP 25/27/29 containers) with the drvt test app compiled on a target: code push,
+code_change, purge rules, Python-coordinated sync barriers, node failures at barriers."""
 
 from __future__ import annotations
 
 import asyncio
 import os
-import secrets
-import signal
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +31,7 @@ FACTOR = float(os.environ.get("ERLBRIDGE_TIMEOUT_FACTOR", "1"))
 
 
 def _node(c: Any) -> Node:
-    return Node(f"py{secrets.token_hex(3)}@127.0.0.1", cookie=c.cookie, epmd_port=c.epmd_port)
+    return Node(c.py_name(), cookie=c.cookie, epmd_port=c.epmd_port)
 
 
 def upgrade_srv(vsn: str, *extra: Any) -> Script:
@@ -51,44 +50,42 @@ async def _states(node: Node, names: list[str]) -> list[Any]:
     return [await node.rpc(n, "drvt_srv", "state", [], timeout=5) for n in names]
 
 
-def test_driver_direct_code_change_on_every_node(cluster3: Any, drvt: dict[str, Path],
-                                                 tmp_path: Path) -> None:
+def test_driver_direct_code_change_on_every_node(dcluster: Any, tmp_path: Path) -> None:
     async def main() -> None:
-        async with _node(cluster3) as node:
-            await cluster3.connect_all(node)
-            for n in cluster3.names:
+        async with _node(dcluster) as node:
+            await dcluster.connect_all(node)
+            for n in dcluster.names:
                 await node.rpc(n, "drvt_srv", "bump", [], timeout=5)
-            drv = Driver(node, cluster3.names, node_timeout=20 * FACTOR,
+            drv = Driver(node, dcluster.names, node_timeout=20 * FACTOR,
                          journal=tmp_path / "j.jsonl")
             ready = await drv.readiness(upgrade_srv("2"))
             assert ready.ready, str(ready)
-            assert ready[cluster3.names[0]].otp_release
+            assert ready[dcluster.names[0]].otp_release
             report = await drv.run_script(upgrade_srv("2"),
-                                          push_code={"drvt": drvt["2"] / "ebin"})
+                                          push_code={"drvt": dcluster.beams["2"]})
             assert report.ok, str(report)
             for o in report.outcomes:
                 assert [s.step for s in o.steps] == ["push", "lib_dirs", "preflight", "eval"]
                 assert o.value == []  # nothing left unpurged (brutal_purge)
-            states = await _states(node, cluster3.names)
+            states = await _states(node, dcluster.names)
             assert all(s[0] == "2" and s[1] == ("state", 1, "upgraded") for s in states), states
             st = read_journal(tmp_path / "j.jsonl")
-            assert all(st.nodes[n].state == "ok" for n in cluster3.names)
+            assert all(st.nodes[n].state == "ok" for n in dcluster.names)
 
     asyncio.run(main())
 
 
-def test_driver_direct_preflight_failure_changes_nothing(cluster3: Any,
-                                                         drvt: dict[str, Path]) -> None:
+def test_driver_direct_preflight_failure_changes_nothing(dcluster: Any) -> None:
     async def main() -> None:
-        async with _node(cluster3) as node:
-            await cluster3.connect_all(node)
-            bad = cluster3.names[1]
+        async with _node(dcluster) as node:
+            await dcluster.connect_all(node)
+            bad = dcluster.names[1]
             # drvt 2 ebin is pushed everywhere except `bad`, where lib_dirs points nowhere
-            drv = Driver(node, cluster3.names, node_timeout=20 * FACTOR)
+            drv = Driver(node, dcluster.names, node_timeout=20 * FACTOR)
             report = await drv.run_script(upgrade_srv("2"),
-                                          push_code={"drvt": drvt["2"] / "ebin"})
+                                          push_code={"drvt": dcluster.beams["2"]})
             assert report.ok
-            drv2 = Driver(node, cluster3.names, node_timeout=20 * FACTOR)
+            drv2 = Driver(node, dcluster.names, node_timeout=20 * FACTOR)
             # version 3 is not on any disk and not pushed: check_script fails with no_such_file
             r2 = await drv2.run_script(upgrade_srv("3"), lib_dirs={"drvt": "/nonexistent/drvt-3"})
             assert not r2.ok
@@ -98,7 +95,7 @@ def test_driver_direct_preflight_failure_changes_nothing(cluster3: Any,
                 assert "no_such_file" in str(o.error.reason)
             assert all(o.status is Status.SKIPPED and o.step == "eval" for o in r2.outcomes
                        if o.status is not Status.ERROR)
-            states = await _states(node, cluster3.names)
+            states = await _states(node, dcluster.names)
             assert all(s[0] == "2" for s in states), (bad, states)
 
     asyncio.run(main())
@@ -109,15 +106,14 @@ def _hold_script(vsn: str, purge: str) -> Script:
                    Load("drvt_hold", purge, purge)])
 
 
-def test_driver_direct_soft_purge_refused_brutal_purge_kills(cluster3: Any,
-                                                             drvt: dict[str, Path]) -> None:
+def test_driver_direct_soft_purge_refused_brutal_purge_kills(dcluster: Any) -> None:
     async def main() -> None:
-        async with _node(cluster3) as node:
-            await cluster3.connect_all(node)
-            push2 = {"drvt": drvt["2"] / "ebin"}
-            drv = Driver(node, cluster3.names, node_timeout=20 * FACTOR)
+        async with _node(dcluster) as node:
+            await dcluster.connect_all(node)
+            push2 = {"drvt": dcluster.beams["2"]}
+            drv = Driver(node, dcluster.names, node_timeout=20 * FACTOR)
             pids = [await node.rpc(n, "erlang", "whereis", [Atom("drvt_hold")], timeout=5)
-                    for n in cluster3.names]
+                    for n in dcluster.names]
             # 1: soft load of v2: the holder keeps running v1 code (old code in use).
             r1 = await drv.run_script(_hold_script("2", "soft_purge"), push_code=push2)
             assert r1.ok, str(r1)
@@ -126,7 +122,7 @@ def test_driver_direct_soft_purge_refused_brutal_purge_kills(cluster3: Any,
             assert all(("drvt_hold" in n.old_code_modules) for n in ready.nodes), str(ready)
             assert all(n.old_code_processes for n in ready.nodes), str(ready)
             # 2: a soft_purge load of v3 is refused while old code runs; nothing changes.
-            push3 = {"drvt": drvt["3"] / "ebin"}
+            push3 = {"drvt": dcluster.beams["3"]}
             r2 = await drv.run_script(_hold_script("3", "soft_purge"), push_code=push3)
             assert not r2.ok
             for o in r2.preflight:
@@ -136,24 +132,24 @@ def test_driver_direct_soft_purge_refused_brutal_purge_kills(cluster3: Any,
             r3 = await drv.run_script(_hold_script("3", "brutal_purge"), push_code=push3)
             assert r3.ok, str(r3)
             after = [await node.rpc(n, "erlang", "whereis", [Atom("drvt_hold")], timeout=5)
-                     for n in cluster3.names]
+                     for n in dcluster.names]
             assert all(a != b for a, b in zip(pids, after, strict=True))
-            ready = await drv.readiness(_hold_script("3", "soft_purge"))
-            assert not any(n.old_code_processes for n in ready.nodes), str(ready)
+            # (The restarted holder may start on v2 before v3 is loaded and so run "old"
+            # code again: only the kill of the v1-code process is certain.)
 
     asyncio.run(main())
 
 
-def test_driver_direct_sync_barriers(cluster3: Any, drvt: dict[str, Path]) -> None:
+def test_driver_direct_sync_barriers(dcluster: Any) -> None:
     async def main() -> None:
-        async with _node(cluster3) as node:
-            await cluster3.connect_all(node)
-            names = cluster3.names
+        async with _node(dcluster) as node:
+            await dcluster.connect_all(node)
+            names = dcluster.names
             script = upgrade_srv("2", SyncNodes("before_suspend", names))
             # a second barrier at the end, and the barrier order is observable:
             script = script + Script([SyncNodes("done", names)])
             drv = Driver(node, names, node_timeout=20 * FACTOR, barrier_timeout=10 * FACTOR)
-            report = await drv.run_script(script, push_code={"drvt": drvt["2"] / "ebin"})
+            report = await drv.run_script(script, push_code={"drvt": dcluster.beams["2"]})
             assert report.ok, str(report)
             assert report.extra["barriers"] == ["before_suspend", "done"]
             states = await _states(node, names)
@@ -177,15 +173,14 @@ async def _wait_started(journal: Path, step: str, n: int, timeout: float,
     raise AssertionError(f"{step} did not start on {n} nodes: {read_journal(journal)}")
 
 
-def test_driver_direct_barrier_released_when_node_killed(cluster3: Any, drvt: dict[str, Path],
-                                                         tmp_path: Path) -> None:
+def test_driver_direct_barrier_released_when_node_killed(dcluster: Any, tmp_path: Path) -> None:
     """One node dies while the others head for a barrier: they are released with an
     error as soon as they arrive (not at the deadline); the dead node is nodedown."""
 
     async def main() -> None:
-        async with _node(cluster3) as node:
-            await cluster3.connect_all(node)
-            names = cluster3.names
+        async with _node(dcluster) as node:
+            await dcluster.connect_all(node)
+            names = dcluster.names
             victim = names[2]
             script = Script([
                 LoadObjectCode("drvt", "2", ["drvt_srv"]),
@@ -199,10 +194,10 @@ def test_driver_direct_barrier_released_when_node_killed(cluster3: Any, drvt: di
             drv = Driver(node, names, node_timeout=60 * FACTOR, barrier_timeout=40 * FACTOR,
                          journal=journal)
             task = asyncio.create_task(drv.run_script(script,
-                                                      push_code={"drvt": drvt["2"] / "ebin"}))
+                                                      push_code={"drvt": dcluster.beams["2"]}))
             await _wait_started(journal, "eval", 3, 20 * FACTOR, task)
             await asyncio.sleep(0.5 * FACTOR)
-            cluster3.kill(victim)
+            dcluster.kill(victim)
             t0 = asyncio.get_running_loop().time()
             report = await asyncio.wait_for(task, 30 * FACTOR)
             elapsed = asyncio.get_running_loop().time() - t0
@@ -219,16 +214,14 @@ def test_driver_direct_barrier_released_when_node_killed(cluster3: Any, drvt: di
     asyncio.run(main())
 
 
-def test_driver_direct_barrier_deadline_when_partitioned(cluster3: Any,
-                                                         drvt: dict[str, Path],
-                                                         tmp_path: Path) -> None:
+def test_driver_direct_barrier_deadline_when_partitioned(dcluster: Any, tmp_path: Path) -> None:
     """A node that stops (SIGSTOP: partitioned, not dead) never reaches the barrier:
     the others are released with barrier_timeout at the deadline; nothing hangs."""
 
     async def main() -> None:
-        async with _node(cluster3) as node:
-            await cluster3.connect_all(node)
-            names = cluster3.names
+        async with _node(dcluster) as node:
+            await dcluster.connect_all(node)
+            names = dcluster.names
             victim = names[0]
             script = Script([
                 LoadObjectCode("drvt", "2", ["drvt_srv"]), PointOfNoReturn(),
@@ -240,13 +233,13 @@ def test_driver_direct_barrier_deadline_when_partitioned(cluster3: Any,
             drv = Driver(node, names, node_timeout=12 * FACTOR, barrier_timeout=4 * FACTOR,
                          journal=journal)
             task = asyncio.create_task(drv.run_script(script,
-                                                      push_code={"drvt": drvt["2"] / "ebin"}))
+                                                      push_code={"drvt": dcluster.beams["2"]}))
             await _wait_started(journal, "eval", 3, 20 * FACTOR, task)
-            os.kill(cluster3.procs[victim].pid, signal.SIGSTOP)
+            dcluster.pause(victim)
             try:
                 report = await asyncio.wait_for(task, 30 * FACTOR)
             finally:
-                os.kill(cluster3.procs[victim].pid, signal.SIGCONT)
+                dcluster.unpause(victim)
             assert report[victim].status in (Status.TIMEOUT, Status.NODEDOWN), str(report)
             for n in names[1:]:
                 o = report[n]
