@@ -66,7 +66,11 @@ def test_notebook_executes_without_errors(
     ]
     # which_releases, the Script, readiness and the upgrade report render as HTML tables
     assert len(html) >= 4, html
-    assert any("make_permanent" in h for h in html)
+    assert any("make_permanent" in h for h in html)  # the run report
+    # the live progress table, updated in place: its last state shows every node ok
+    progress = [h for h in html if "upgrade to 2.0.0" in h]
+    assert len(progress) == 1, progress
+    assert progress[0].count(">ok<") == len(erl_cluster.node_names)
 
 
 RERUN_CHECK = """
