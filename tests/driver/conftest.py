@@ -243,6 +243,12 @@ class DrvtCluster:
         for v in ("1", "2", "3"):
             init = "{state, 0}" if v == "1" else "{state, 0, fresh}"
             files: dict[str, bytes] = {"drvt.app": (APP % {"v": v}).encode()}
+            if v != "1":
+                prev = str(int(v) - 1)
+                files["drvt.appup"] = (
+                    f'{{"{v}", [{{"{prev}", [{{update, drvt_srv, {{advanced, appup_up}}}}]}}],'
+                    f' [{{"{prev}", [{{update, drvt_srv, {{advanced, appup_down}}}}]}}]}}.\n'
+                ).encode()
             for name, text in (("drvt_app", APP_MOD), ("drvt_sup", SUP), ("drvt_srv", SRV),
                                ("drvt_hold", HOLD)):
                 src = f"/tmp/drvt-src-{self.tag}/{v}/{name}.erl"

@@ -854,38 +854,56 @@ class Driver:
 
         return await self._two_phase("which_releases", [], None, ["which_releases"], unit)
 
-    async def upgrade_app(self, app: str, new_dir: str) -> RunReport:
-        """Appup-level upgrade of one application: ``release_handler:upgrade_app(App, Dir)``
-        (translation by the node's systools_rc; runs in the rpc worker, so a
-        ``sync_nodes`` in that appup cannot work and is not supported)."""
+    async def upgrade_app(
+        self,
+        app: str,
+        new_dir: str | None = None,
+        *,
+        push_code: str | os.PathLike[str] | Mapping[str, bytes] | None = None,
+    ) -> RunReport:
+        """Appup-level upgrade of one application on every target:
+        ``release_handler:upgrade_app(App, Dir)`` (``Dir/ebin`` holds the new ``.app``,
+        ``.appup`` and beams; the node's systools_rc translates the appup; the script runs
+        in the rpc worker, so a ``sync_nodes`` in that appup cannot work).
+
+        ``new_dir`` is a directory on the targets; or ``push_code`` (a local ebin dir or
+        ``{filename: bytes}`` with the ``.app``) is written to
+        ``<push_root>/<run>/<node>/<app>-<vsn>/ebin`` on each target first (step ``push``).
+        Value: the unpurged modules. Errors carry before/after point_of_no_return.
+        """
+        if (new_dir is None) == (push_code is None):
+            raise ValueError("give exactly one of new_dir and push_code")
+        files = _beam_files(push_code) if push_code is not None else {}
+        vsn = _app_vsn(files, app) if files else ""
+        run_tag = uuid.uuid4().hex[:8]
 
         async def unit(ctx: _Ctx, n: str, deadline: float) -> None:
             await self._connect(n, deadline)
+            d = ctx.data.setdefault(n, {})
+            target_dir = new_dir
+            if files:
+                if not await self._step(ctx, n, "push", lambda: self._push(
+                        n, {app: files}, {app: vsn}, run_tag, d, deadline=deadline)):
+                    return
+                target_dir = d["pushed"][app]
+            assert target_dir is not None
 
             async def go() -> Any:
                 reply = await self.caller.rpc(
-                    n,
-                    "release_handler",
-                    "upgrade_app",
-                    [Atom(app), charlist(new_dir)],
+                    n, "release_handler", "upgrade_app", [Atom(app), charlist(target_dir)],
                     deadline=deadline,
                 )
                 status, value, err = classify_eval_script(reply)
                 if err is not None:
-                    raise StepFailed(
-                        status,
-                        NodeError(
-                            "release_handler",
-                            err.reason,
-                            "upgrade_app",
-                            err.before_point_of_no_return,
-                        ),
-                    )
+                    raise StepFailed(status, NodeError(
+                        "release_handler", err.reason, "upgrade_app",
+                        err.before_point_of_no_return))
                 return value
 
             await self._step(ctx, n, "upgrade_app", go)
 
-        return await self._two_phase(f"upgrade_app:{app}", [], None, ["upgrade_app"], unit)
+        steps = (["push"] if files else []) + ["upgrade_app"]
+        return await self._two_phase(f"upgrade_app:{app}", [], None, steps, unit)
 
     async def _simple(
         self, function: str, vsn: str, after: Callable[[str, float], Awaitable[Any]] | None = None
@@ -1239,6 +1257,20 @@ def _digest_ok(digest: Any, data: bytes) -> bool:
     algo, value = text_of(digest[0]), digest[1]
     local = hashlib.sha256(data) if algo == "sha256" else hashlib.md5(data)
     return bytes(value) == local.digest()
+
+
+def _app_vsn(files: Mapping[str, bytes], app: str) -> str:
+    """The ``vsn`` of ``<app>.app`` among pushed files (ScriptError if missing)."""
+    from erlbridge.term import parse_term  # noqa: PLC0415
+
+    data = files.get(f"{app}.app")
+    if data is None:
+        raise ScriptError(f"push_code has no {app}.app", rule="push_no_app_file")
+    term = parse_term(data.decode("utf-8"))
+    for key, value in term[2]:
+        if key == "vsn":
+            return text_of(value)
+    raise ScriptError(f"{app}.app has no vsn", rule="push_no_app_vsn")
 
 
 def _ms(seconds: float) -> int:
