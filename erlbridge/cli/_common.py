@@ -237,14 +237,24 @@ async def open_node(conn: Connection, example_target: str | None) -> AsyncIterat
     """Start erlbridge's hidden node; failures to start are :class:`CannotConnect`."""
     from erlbridge.asyncio import Node  # noqa: PLC0415 (keep --help fast)
 
-    node = Node(
-        conn.node_name(example_target),
-        cookie=conn.cookie.value,
-        hidden=True,
-        epmd_port=conn.epmd_port,
-    )
+    name = conn.node_name(example_target)
+    node = Node(name, cookie=conn.cookie.value, hidden=True, epmd_port=conn.epmd_port)
     try:
-        await asyncio.wait_for(node.__aenter__(), conn.timeout)
+        try:
+            await asyncio.wait_for(node.__aenter__(), conn.timeout)
+        except EpmdError as exc:
+            # No local EPMD (a laptop talking to remote nodes): connect out without a
+            # listener; the targets can still answer over the connections we open.
+            logger.info("no local EPMD (%s): starting without a listener", exc)
+            await node.close()
+            node = Node(
+                name,
+                cookie=conn.cookie.value,
+                hidden=True,
+                epmd_port=conn.epmd_port,
+                listen=False,
+            )
+            await asyncio.wait_for(node.__aenter__(), conn.timeout)
     except (TimeoutError, Timeout) as exc:
         raise CannotConnect(f"erlbridge's node did not start within {conn.timeout:g} s") from exc
     except CONNECT_ERRORS as exc:

@@ -262,3 +262,24 @@ def test_run_pushes_code_the_targets_do_not_have(cli: Cli, erl_cluster: Cluster)
         assert cli("rpc", name, "greeter", "hi").stdout.strip() == "pushed"
     bad = cli("run", "push.script", "-t", names[0], "--push", "greeter")
     assert bad.returncode == 2
+
+
+@pytest.mark.erl_backend("local")
+def test_works_without_a_local_epmd_by_host_and_port(cli: Cli, erl_cluster: Cluster) -> None:
+    names = erl_cluster.node_names
+    listing = subprocess.run(
+        ["epmd", "-names"],
+        env={**os.environ, "ERL_EPMD_PORT": str(erl_cluster.epmd_port)},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    ).stdout
+    alive = names[0].split("@")[0]
+    port = next(line.split()[-1] for line in listing.splitlines() if f"name {alive} " in line)
+    env = dict(cli.env, ERL_EPMD_PORT="1")  # nothing listens there
+    done = cli("-v", "rpc", f"{names[0]}:{port}", "erlang", "node", env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"'{names[0]}'"
+    assert "starting without a listener" in done.stderr
+    assert cli("ping", names[0], env=env).returncode == 3  # a name alone needs EPMD
