@@ -40,6 +40,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
 BACKENDS = [
     pytest.param("local", id="local"),
+    pytest.param("25", id="otp25", marks=pytest.mark.docker),
     pytest.param("27", id="otp27", marks=pytest.mark.docker),
     pytest.param("29", id="otp29", marks=pytest.mark.docker),
 ]
