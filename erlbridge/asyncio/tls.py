@@ -23,6 +23,7 @@ import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from erlbridge.exceptions import TLSError
 
@@ -55,6 +56,49 @@ class TLSOptions:
     min_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2
     handshake_timeout: float = 10.0
     server_hostname: str | None = None
+
+    @classmethod
+    def from_ssl_dist_optfile(
+        cls, path: str | Path, *, side: str = "client", **overrides: Any
+    ) -> TLSOptions:
+        """Options from an Erlang ``-ssl_dist_optfile`` (``[{server, Opts}, {client, Opts}]``),
+        so a Python node can reuse the cluster's TLS files.
+
+        Reads ``side`` (``"client"`` or ``"server"``): ``cacertfile``, ``certfile``,
+        ``keyfile``, ``password``, ``verify`` (``verify_none`` turns verification off),
+        ``server_name_indication`` (``disable`` turns the hostname check off) and
+        ``versions`` (the lowest becomes ``min_version``); other options are ignored.
+        ``overrides`` are TLSOptions fields that win. Raises OSError, TermSyntaxError,
+        ValueError (no such section).
+        """
+        from erlbridge.term import parse_terms  # noqa: PLC0415 -- only needed here
+
+        terms = parse_terms(Path(path).read_text(encoding="utf-8"))
+        sections = terms[0] if len(terms) == 1 and isinstance(terms[0], list) else []
+        opts: dict[str, Any] = {}
+        for entry in sections:
+            if isinstance(entry, tuple) and len(entry) == 2 and entry[0] == side:
+                for opt in entry[1]:
+                    if isinstance(opt, tuple) and len(opt) == 2:
+                        opts[str.__str__(opt[0])] = opt[1]
+                break
+        else:
+            raise ValueError(f"{path} has no {side!r} section")
+        fields: dict[str, Any] = {}
+        for erl, ours in (("cacertfile", "ca_file"), ("certfile", "cert_file"),
+                          ("keyfile", "key_file"), ("password", "key_password")):
+            if erl in opts:
+                fields[ours] = _text(opts[erl])
+        if opts.get("verify") == "verify_none":
+            fields["verify_peer"] = False
+        if opts.get("server_name_indication") == "disable":
+            fields["check_hostname"] = False
+        names = [str.__str__(v) for v in opts.get("versions", []) if isinstance(v, str)]
+        versions = [_VERSIONS[n] for n in names if n in _VERSIONS]
+        if versions:
+            fields["min_version"] = min(versions)
+        fields.update(overrides)
+        return cls(**fields)
 
     def _load(self, ctx: ssl.SSLContext) -> None:
         ctx.minimum_version = self.min_version
@@ -93,14 +137,32 @@ class TLSOptions:
         return ctx
 
 
+_VERSIONS = {
+    "tlsv1.3": ssl.TLSVersion.TLSv1_3,
+    "tlsv1.2": ssl.TLSVersion.TLSv1_2,
+    "tlsv1.1": ssl.TLSVersion.TLSv1_1,
+    "tlsv1": ssl.TLSVersion.TLSv1,
+}
+
+
+def _text(value: Any) -> str:
+    """A charlist/ErlString/binary/atom option value as text."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    if isinstance(value, list):
+        return "".join(chr(c) for c in value)
+    text = getattr(value, "text", None)
+    return text if isinstance(text, str) else str.__str__(value)
+
+
 def tls_error(exc: BaseException, peer: str) -> TLSError:
     """Wrap an ``ssl``/socket failure of a TLS handshake with ``peer`` in a TLSError
     (the caller chains ``exc`` with ``raise ... from exc``)."""
     if isinstance(exc, ssl.SSLCertVerificationError):
-        reason = exc.verify_message or exc.reason or str(exc)
+        reason = getattr(exc, "verify_message", None) or getattr(exc, "reason", None) or str(exc)
         return TLSError(peer, f"certificate verification failed: {reason}", reason=reason)
     if isinstance(exc, ssl.SSLError):
-        reason = exc.reason or str(exc)
+        reason = getattr(exc, "reason", None) or str(exc)
         return TLSError(peer, f"TLS failure: {reason}", reason=reason)
     if isinstance(exc, TimeoutError | ConnectionAbortedError):
         # asyncio aborts a TLS handshake that outlives ssl_handshake_timeout with

@@ -35,6 +35,7 @@ from erlbridge.asyncio.node import Node
 from erlbridge.asyncio.tls import TLSOptions
 from erlbridge.exceptions import HandshakeError, TLSError
 from erlbridge.term import Atom
+from erlbridge.testing.tls import write_ssl_dist_optfile
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -146,6 +147,20 @@ def test_security_tls_dial_ok(env: Env) -> None:
             assert ok == Atom("ok")
             assert _tls_address(info), info
             assert (Atom("type"), Atom("hidden")) in info
+
+    run(body())
+
+
+def test_security_tls_dial_with_erlang_optfile(env: Env, tmp_path: Path) -> None:
+    """The Python node reads its TLS settings from an Erlang -ssl_dist_optfile."""
+
+    async def body() -> None:
+        name = env.py_name()
+        leaf = env.certs.leaf(name.split("@", 1)[0], [env.backend.client_host])
+        conf = write_ssl_dist_optfile(tmp_path / "py.conf", ca_file=env.certs.ca.ca_file,
+                                      cert=leaf)
+        async with env.node(TLSOptions.from_ssl_dist_optfile(conf), name=name) as node:
+            assert await node.rpc(env.tls, "erlang", "node", []) == Atom(env.tls)
 
     run(body())
 
