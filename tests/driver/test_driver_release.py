@@ -18,7 +18,7 @@ import pytest
 from erlbridge.asyncio import Node
 from erlbridge.asyncio.driver import Driver, Status, read_journal, read_records
 from erlbridge.asyncio.driver.calls import text_of
-from erlbridge.term import ErlString
+from erlbridge.term import Atom, ErlString, ExportFun
 from erlbridge.testing.cluster import Cluster
 
 pytestmark = pytest.mark.integration
@@ -240,5 +240,38 @@ def test_driver_release_killed_run_journal_and_resume(erl_cluster: Cluster,
             up = await drv.upgrade("2.0.0")
             assert up.ok, str(up)
             assert await _call_all(node, names, "vsn") == ["2.0.0"] * 3
+
+    asyncio.run(main())
+
+
+def test_driver_release_failure_after_ponr_restarts_node(erl_cluster: Cluster,
+                                                        tmp_path: Path) -> None:
+    """code_change crashes on one node (after point_of_no_return): release_handler
+    answers {error, _} and restarts that node; the driver waits for it, reports the
+    error as after PONR with the node's which_releases, and the others finish."""
+    names = erl_cluster.node_names
+    bad = names[2]
+
+    async def main() -> None:
+        async with _node(erl_cluster) as node:
+            tarballs = await fetch_tarballs(node, names[0], tmp_path / "tb")
+            # fixture_server's state becomes a list: its 2.0.0 code_change has no clause
+            await node.rpc(bad, "sys", "replace_state",
+                           [Atom("fixture_server"), ExportFun(Atom("erlang"),
+                                                              Atom("tuple_to_list"), 1)],
+                           timeout=10)
+            drv = Driver(node, names, node_timeout=120 * FACTOR, restart_timeout=90 * FACTOR)
+            report = await drv.upgrade(tarballs / "fixture-2.0.0.tar.gz")
+            o = report[bad]
+            assert o.status is Status.ERROR and o.step == "install", str(report)
+            assert o.error is not None and o.error.before_point_of_no_return is False
+            assert "code_change_failed" in str(o.error.reason)
+            # the node restarted into its permanent release; 2.0.0 stays unpacked
+            assert ("fixture", "1.0.0", "permanent") in [tuple(r) for r in o.value], o.value
+            assert ("fixture", "2.0.0", "unpacked") in [tuple(r) for r in o.value], o.value
+            assert await node.rpc(bad, "fixture", "vsn", [], timeout=10) == "1.0.0"
+            for n in names[:2]:
+                assert report[n].ok, str(report)
+                assert await node.rpc(n, "fixture", "vsn", [], timeout=10) == "2.0.0"
 
     asyncio.run(main())

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from erlbridge.exceptions import UpgradeFailed
-from erlbridge.term import format_term
+from erlbridge.term import ErlString, format_term
 
 __all__ = [
     "NodeError",
@@ -63,6 +63,8 @@ def jsonable(term: Any) -> Any:
         return term
     if isinstance(term, str):
         return term[:]  # a plain str: an Atom's bare name (str() would quote it)
+    if isinstance(term, ErlString):
+        return term.text
     if isinstance(term, bytes | bytearray):
         try:
             return bytes(term).decode("utf-8")
@@ -157,7 +159,8 @@ class NodeOutcome:
 
     ``status`` is the final status; ``step`` the step the node ended in (the failing step,
     or the last one); ``value`` the value of the last successful step (e.g. unpurged
-    modules, the from-version of an install); ``error`` is set unless status is ok or
+    modules, the from-version of an install), or of the failing step when it has one
+    (e.g. ``which_releases`` after a node restarted); ``error`` is set unless status is ok or
     skipped; ``duration`` is seconds spent on the node; ``output`` is io output captured
     on the node; ``steps`` lists every step in order.
     """
@@ -204,6 +207,10 @@ class NodeOutcome:
         value: Any = None
         for s in steps:
             if s.status is not Status.OK:
+                # A failed step may still know something (e.g. which_releases after a
+                # restart): it wins over the last successful step's value.
+                if s.value is not None:
+                    value = s.value
                 return NodeOutcome(
                     node, s.status, s.step, value, s.error, duration, output, tuple(steps), note
                 )
