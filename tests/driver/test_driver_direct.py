@@ -13,7 +13,7 @@ import pytest
 
 from erlbridge.asyncio import Node
 from erlbridge.asyncio.driver import Driver, Status, read_journal
-from erlbridge.term import Atom
+from erlbridge.term import Atom, ExportFun
 from erlbridge.upgrade import (
     Apply,
     CodeChange,
@@ -246,5 +246,37 @@ def test_driver_direct_barrier_deadline_when_partitioned(dcluster: Any, tmp_path
                 assert o.status is Status.ERROR, str(report)
                 assert o.error is not None and "barrier_timeout" in str(o.error.reason), str(report)
                 assert o.duration < 12 * FACTOR
+
+    asyncio.run(main())
+
+
+def test_driver_direct_policies_stop_on_failure_and_canary(dcluster: Any) -> None:
+    """code_change fails on the first node only (its state has an unexpected shape):
+    the preflight passes everywhere, the first eval fails after PONR, and the policy
+    decides whether the other nodes run."""
+
+    async def main() -> None:
+        async with _node(dcluster) as node:
+            await dcluster.connect_all(node)
+            names = dcluster.names
+            push = {"drvt": dcluster.beams["2"]}
+            await node.rpc(names[0], "sys", "replace_state",
+                           [Atom("drvt_srv"), ExportFun(Atom("erlang"), Atom("tuple_to_list"), 1)],
+                           timeout=10)
+            for kw in ({"concurrency": 1, "stop_on_first_failure": True}, {"canary": True}):
+                drv = Driver(node, names, node_timeout=30 * FACTOR, **kw)  # type: ignore[arg-type]
+                report = await drv.run_script(upgrade_srv("2"), push_code=push)
+                first = report[names[0]]
+                assert first.status is Status.ERROR and first.step == "eval", str(report)
+                assert first.error is not None and first.error.before_point_of_no_return is False
+                assert "code_change_failed" in str(first.error.reason)
+                for n in names[1:]:
+                    assert report[n].status is Status.SKIPPED and report[n].step == "eval"
+                    assert (await node.rpc(n, "drvt_srv", "state", [], timeout=5))[0] == "1"
+                assert all(p.ok for p in report.preflight)
+            # continue (the default): the others are upgraded
+            report = await Driver(node, names, node_timeout=30 * FACTOR).run_script(
+                upgrade_srv("2"), push_code=push)
+            assert [o.status for o in report.outcomes] == [Status.ERROR, Status.OK, Status.OK]
 
     asyncio.run(main())
