@@ -44,6 +44,9 @@ GET_REQUESTS = frozenset(Atom(a) for a in ("get_line", "get_chars", "get_until",
 # M:F would make us run code of the peer's choosing on the sender's node (a confused
 # deputy, since the sender pid may name any node we can reach): refused.
 FORMAT_MF = (Atom("io_lib"), Atom("format"))
+#: At most this many io requests are being formatted at once; beyond it a request is
+#: answered {error, put_chars} at once, so a flood cannot pile up tasks without bound.
+MAX_PENDING_FORMATS = 1000
 OutputCallback = Callable[[Pid, str], None]
 
 
@@ -73,12 +76,14 @@ def chardata_to_str(data: Any, encoding: str = "unicode") -> str:
 class IoServer(Endpoint):
     """The group leader pid we hand to rex for plain rpc calls."""
 
-    __slots__ = ("output", "tasks")
+    __slots__ = ("output", "refused", "tasks")
 
     def __init__(self, node: Node, pid: Pid, output: OutputCallback | None = None) -> None:
         super().__init__(node, pid)
         self.output = output
         self.tasks: set[asyncio.Task[None]] = set()
+        #: io requests refused because MAX_PENDING_FORMATS were pending
+        self.refused = 0
 
     def deliver(self, message: Any) -> None:
         if not (type(message) is tuple and len(message) == 4 and message[0] == IO_REQUEST):
@@ -89,6 +94,13 @@ class IoServer(Endpoint):
             self.node._drop(self.pid, message, "io request without a sender pid")
             return
         if self._needs_remote(request):
+            if len(self.tasks) >= MAX_PENDING_FORMATS:
+                if self.refused % 1000 == 0:  # the first and every 1000th
+                    logger.warning("io request from %s refused: %d already pending",
+                                   sender, len(self.tasks))
+                self.refused += 1
+                self._reply(sender, reply_as, (ERROR, PUT_CHARS))
+                return
             task = asyncio.get_running_loop().create_task(
                 self._serve_async(sender, reply_as, request)
             )

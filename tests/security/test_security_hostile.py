@@ -348,3 +348,40 @@ def test_security_hostile_server_when_dialling(epmd_port: int) -> None:
         s2.close()
 
     run(body())
+
+
+def test_security_io_request_flood_is_bounded(
+    epmd_port: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    """3 000 put_chars io requests whose formatting would need the (silent) sender's rex:
+    at most MAX_PENDING_FORMATS wait, every other one is answered {error, put_chars} at
+    once; a put_chars with another M:F is refused without any rpc."""
+    from erlbridge.asyncio.io_server import MAX_PENDING_FORMATS  # noqa: PLC0415
+
+    async def body() -> None:
+        async with make_node(epmd_port) as node:
+            assert node._io is not None
+            io_pid = node._io.pid
+            reader, writer = await authenticated(node)
+            fmt = (Atom("put_chars"), Atom("unicode"), Atom("io_lib"), Atom("format"),
+                   [b"~p", [1]])
+            evil_mf = (Atom("put_chars"), Atom("unicode"), Atom("os"), Atom("cmd"),
+                       [b"touch /tmp/erlbridge-pwned"])
+            with caplog.at_level(logging.WARNING):
+                writer.write(dist((22, EVIL, io_pid), (Atom("io_request"), EVIL, 0, evil_mf)))
+                writer.write(b"".join(
+                    dist((22, EVIL, io_pid), (Atom("io_request"), EVIL, i, fmt))
+                    for i in range(1, 3001)))
+                await writer.drain()
+                received = b""
+                async with asyncio.timeout(20 * FACTOR):
+                    while received.count(b"io_reply") < 3001 - MAX_PENDING_FORMATS:
+                        received += await reader.read(65536)
+            assert len(node._io.tasks) <= MAX_PENDING_FORMATS
+            assert node._io.refused >= 3000 - MAX_PENDING_FORMATS
+            assert any("is not io_lib:format" in r.getMessage() for r in caplog.records)
+            assert not os.path.exists("/tmp/erlbridge-pwned")
+            writer.close()
+            await still_serves(node)
+
+    run(body())
