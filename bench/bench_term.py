@@ -256,10 +256,17 @@ def run(rounds: int, budget_s: float, root: Path | None) -> dict[str, Any]:
                 enc.failure = "encodes a different term"
 
     copy_cell = Cell()
-    order = [(c, p, op) for c in codecs for p in wires for op in ("decode", "encode")]
+    p3 = wires["p3 1 MiB binary"]
+    order: list[tuple[Codec | None, str, str]] = [
+        (c, p, op) for c in codecs for p in wires for op in ("decode", "encode")
+    ]
+    order.append((None, "p3 1 MiB binary", "copy"))  # one plain copy of the payload
     for _ in range(rounds):
         random.shuffle(order)
         for codec, payload, op in order:
+            if codec is None:
+                copy_cell.times.append(_time(lambda: p3[6:], budget_s))
+                continue
             cell = results[(codec.name, payload, op)]
             if cell.failure is not None:
                 continue
@@ -269,8 +276,6 @@ def run(rounds: int, budget_s: float, root: Path | None) -> dict[str, Any]:
             else:
                 value = inputs[(codec.name, payload)]
                 cell.times.append(_time(lambda c=codec, v=value: c.encode(v), budget_s))
-        p3 = wires["p3 1 MiB binary"]
-        copy_cell.times.append(_time(lambda p3=p3: p3[6:], budget_s))  # one copy of the payload
 
     return {
         "codecs": [c.name for c in codecs],
