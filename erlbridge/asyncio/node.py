@@ -35,7 +35,7 @@ from erlbridge.asyncio.rpc import (
     interpret_erpc,
     interpret_reply,
 )
-from erlbridge.asyncio.tls import TLSAcceptor, TLSOptions, tls_error
+from erlbridge.asyncio.tls import TLSAcceptor, TLSOptions, accepts_with_start_tls, tls_error
 from erlbridge.exceptions import (
     ErlbridgeError,
     HandshakeError,
@@ -272,16 +272,22 @@ class Node:
         if self.listen:
             bind = self.listen_host or (host if _is_ip(host) else None)
             factory: Callable[[], asyncio.Protocol] = self._incoming
+            server_tls: dict[str, Any] = {}
             if self.tls is not None:
                 server_ssl = self.tls.server_context()
                 incoming, timeout = self._incoming, self.tls.handshake_timeout
+                if accepts_with_start_tls(self._loop):
 
-                def factory() -> asyncio.Protocol:
-                    return TLSAcceptor(
-                        incoming, server_ssl, handshake_timeout=timeout, log=self.log
-                    )
+                    def factory() -> asyncio.Protocol:
+                        return TLSAcceptor(
+                            incoming, server_ssl, handshake_timeout=timeout, log=self.log
+                        )
 
-            self._server = await self._loop.create_server(factory, host=bind, port=self.listen_port)
+                else:  # e.g. uvloop: the loop runs the TLS handshake (failures unlogged)
+                    server_tls = {"ssl": server_ssl, "ssl_handshake_timeout": timeout}
+            self._server = await self._loop.create_server(
+                factory, host=bind, port=self.listen_port, **server_tls
+            )
             try:
                 self._registration = await epmd_client.EpmdRegistration.register(
                     alive, self.port or 0, hidden=self.hidden, epmd_port=self.epmd_port

@@ -23,11 +23,11 @@ import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from erlbridge.exceptions import TLSError
 
-__all__ = ["TLSAcceptor", "TLSOptions", "tls_error"]
+__all__ = ["TLSAcceptor", "TLSOptions", "accepts_with_start_tls", "tls_error"]
 
 logger = logging.getLogger(__name__)
 
@@ -182,6 +182,14 @@ def tls_error(exc: BaseException, peer: str) -> TLSError:
     return TLSError(peer, f"TLS handshake failed: {exc}", reason=type(exc).__name__)
 
 
+def accepts_with_start_tls(loop: asyncio.AbstractEventLoop) -> bool:
+    """Whether :class:`TLSAcceptor` works on ``loop``: asyncio's own loops. uvloop's
+    ``start_tls`` never completes a server-side handshake on an accepted socket (observed
+    with uvloop 0.23), so there the node lets ``create_server(ssl=...)`` do the handshake
+    and failed incoming handshakes are not logged."""
+    return isinstance(loop, asyncio.BaseEventLoop)
+
+
 class TLSAcceptor(asyncio.Protocol):
     """Server side: accept TCP, run the TLS handshake, then hand the TLS transport to the
     protocol made by ``factory``.
@@ -212,7 +220,8 @@ class TLSAcceptor(asyncio.Protocol):
         self._peer = "?"
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        # not isinstance-checked: uvloop's transports do not subclass asyncio.Transport
+        transport = cast(asyncio.Transport, transport)
         # Nothing may be read as plain data before start_tls takes over the transport.
         transport.pause_reading()
         peer = transport.get_extra_info("peername")

@@ -308,3 +308,25 @@ def test_security_tls_accept_refused(
         assert reason in text, text
 
     run(body())
+
+
+def test_security_tls_under_uvloop(env: Env) -> None:
+    """Both directions work on uvloop too (accepting falls back to the loop's own TLS)."""
+    import uvloop  # noqa: PLC0415 -- dev extra
+
+    async def body() -> None:
+        client_name, acc_name = env.py_name(), env.py_name()
+        async with env.node(env.options(client_name), name=client_name) as client, \
+                env.node(env.options(acc_name), listen=True, name=acc_name) as acceptor:
+            assert await client.rpc(env.tls, "erlang", "node", []) == Atom(env.tls)
+            result = await client.rpc(env.tls, "net_kernel", "connect_node", [Atom(acc_name)])
+            assert result is True
+            assert Atom(env.tls) in acceptor.connected_nodes()
+            with pytest.raises(TLSError):
+                await client.connect(env.expired)
+
+    async def guarded() -> None:
+        async with asyncio.timeout(scaled(60)):
+            await body()
+
+    uvloop.run(guarded())
