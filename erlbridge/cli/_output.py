@@ -67,8 +67,9 @@ class Output:
         self.console.print(rich_table)
 
     def line(self, text: str = "") -> None:
-        """A plain line on stdout (human mode only)."""
+        """A plain line on stdout (human mode only), flushed (a reader may be waiting)."""
         self._stdout.write(text + "\n")
+        self._stdout.flush()
 
     def note(self, text: str) -> None:
         """A remark on stderr (hidden with ``--quiet``)."""

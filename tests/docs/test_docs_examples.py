@@ -17,6 +17,7 @@ from __future__ import annotations
 import ast
 import os
 import re
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -125,37 +126,81 @@ def test_page_examples_run(page: Path, docs_env: dict[str, str], tmp_path: Path)
 
 
 @pytest.mark.integration
-@pytest.mark.erl_backend("local")
-def test_readme_examples_run(docs_env: dict[str, str], tmp_path: Path) -> None:
-    """The README's 30-second example (Python, then the shell lines) runs as written."""
+def test_readme_examples_run_against_the_kept_demo_cluster(
+    erl_fixture_tarballs: Path, tmp_path: Path
+) -> None:
+    """As a new user: `scripts/demo.sh --keep`, paste the printed exports, run the README's
+    30-second example (Python, then the shell lines), press Ctrl-C; nothing is left over."""
     readme = ROOT / "README.md"
-    (tmp_path / "_build").mkdir()
-    (tmp_path / "_build" / "fixtures").symlink_to(docs_env["ERLBRIDGE_FIXTURES"])
-    program = python_program(readme)
-    assert "asyncio.run(upgrade())" in program
-    script = tmp_path / "readme_examples.py"
-    script.write_text(program, encoding="utf-8")
-    done = subprocess.run(
-        [sys.executable, str(script)],
-        check=False,
-        env=docs_env,
-        cwd=tmp_path,
-        capture_output=True,
+    workdir = tmp_path / "kept"
+    env = dict(os.environ)
+    for name in ("ERLANG_COOKIE", "ERL_EPMD_PORT", "ERLBRIDGE_TARGETS", "ERLBRIDGE_SEED"):
+        env.pop(name, None)
+    env["ERLBRIDGE_VENV"] = str(Path(sys.executable).parent.parent)
+    env["ERLBRIDGE_FIXTURES"] = str(erl_fixture_tarballs)
+    user = tmp_path / "user"
+    (user / "_build").mkdir(parents=True)
+    (user / "_build" / "fixtures").symlink_to(erl_fixture_tarballs)
+    (user / "readme_example.py").write_text(python_program(readme), encoding="utf-8")
+    demo = subprocess.Popen(
+        [str(ROOT / "scripts" / "demo.sh"), "--keep", "--workdir", str(workdir)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         text=True,
-        timeout=300 * TIMEOUT_FACTOR,
     )
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "upgrade:fixture-2.0.0: 3 ok" in done.stdout
-    for line, command, expected in console_commands(readme):
-        ran = subprocess.run(
-            ["bash", "-c", command],
+    exports: list[str] = []
+    try:
+        assert demo.stdout is not None
+        for line in demo.stdout:
+            if line.strip().startswith("export "):
+                exports.append(line.strip())
+            if "Press Ctrl-C" in line:
+                break
+        assert len(exports) == 2, exports
+        shell = "; ".join(exports)
+        path = f'PATH="{Path(sys.executable).parent}:$PATH"'
+        done = subprocess.run(
+            ["bash", "-c", f"{shell}; {path}; python readme_example.py"],
             check=False,
-            env=docs_env,
-            cwd=tmp_path,
+            env=env,
+            cwd=user,
             capture_output=True,
             text=True,
             timeout=300 * TIMEOUT_FACTOR,
         )
-        assert ran.returncode == expected, f"README.md:{line}: {command}\n{ran.stdout}{ran.stderr}"
-        if "releases" in command:
-            assert len(re.findall(r"2\.0\.0\s+permanent", ran.stdout)) == 3, ran.stdout
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "upgrade:1.0.0: 3 ok" in done.stdout
+        for line, command, expected in console_commands(readme):
+            ran = subprocess.run(
+                ["bash", "-c", f"{shell}; {path}; {command}"],
+                check=False,
+                env=env,
+                cwd=user,
+                capture_output=True,
+                text=True,
+                timeout=300 * TIMEOUT_FACTOR,
+            )
+            assert ran.returncode == expected, (
+                f"README.md:{line}: {command}\n{ran.stdout}{ran.stderr}"
+            )
+            if "releases" in command:
+                assert len(re.findall(r"1\.0\.0\s+permanent", ran.stdout)) == 3, ran.stdout
+    finally:
+        demo.send_signal(signal.SIGINT)
+        rest, _ = demo.communicate(timeout=120 * TIMEOUT_FACTOR)
+    assert demo.returncode == 0, rest
+    assert "cluster stopped" in rest
+    leftovers = [
+        p
+        for p in Path("/proc").iterdir()
+        if p.name.isdigit() and str(workdir).encode() in _cmdline(p)
+    ]
+    assert leftovers == []
+
+
+def _cmdline(proc: Path) -> bytes:
+    try:
+        return (proc / "cmdline").read_bytes()
+    except OSError:
+        return b""
