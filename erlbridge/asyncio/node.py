@@ -797,6 +797,8 @@ class Node:
         # process of the connected node, as erts requires: otherwise a peer could make us
         # dial a third node or forge an exit signal from one.
         sender = getattr(msg, "from_pid", None) or getattr(msg, "sender", None)
+        if sender is None and isinstance(getattr(msg, "from_proc", None), Pid):
+            sender = msg.from_proc  # type: ignore[union-attr]  # MONITOR_P_EXIT by pid
         if sender is not None and not (
             isinstance(sender, Pid) and sender.node == proto.peer_node
         ):
