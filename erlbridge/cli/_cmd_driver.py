@@ -19,6 +19,7 @@ import click
 from erlbridge.cli._common import (
     EXIT_FAILED,
     CannotConnect,
+    Failed,
     connect_all,
     connection_options,
     json_option,
@@ -32,6 +33,7 @@ from erlbridge.cli._common import (
 from erlbridge.cli._output import Output
 from erlbridge.cli._scriptfile import load_script_for_run
 from erlbridge.display import Table, plain, watch_run
+from erlbridge.exceptions import ScriptError
 
 __all__ = ["downgrade", "readiness", "run", "upgrade"]
 
@@ -213,8 +215,13 @@ async def _with_driver(
                 tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="erlbridge-"))
                 journal = Path(tmp) / "run.journal"
             driver = Driver(node, targets, journal=journal, **policy)
-            with output.progress(title, targets) as progress:
-                return await watch_run(action(driver), journal=Path(journal), progress=progress)
+            try:
+                with output.progress(title, targets) as progress:
+                    return await watch_run(action(driver), journal=Path(journal), progress=progress)
+            except ScriptError as exc:
+                # Refused before anything ran (offline validation, a barrier the policy
+                # cannot satisfy): a failed check, not a usage error.
+                raise Failed(f"refused, nothing was run: {exc}") from exc
 
 
 def _finish(output: Output, report: Any, json_mode: bool) -> None:

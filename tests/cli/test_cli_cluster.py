@@ -178,6 +178,14 @@ def test_run_script_and_failures(cli: Cli, erl_cluster: Cluster) -> None:
     unreachable = cli("run", "gc.script", "-t", f"gone@{host}")
     assert unreachable.returncode == 3
 
+    (cli.cwd / "invalid.script").write_text(
+        '[point_of_no_return, {load_object_code, {fixture, "1.0.0", [fixture]}}].'
+    )
+    invalid = cli("run", "invalid.script", "-t", targets)
+    assert invalid.returncode == 1
+    assert "refused, nothing was run" in invalid.stderr
+    assert "illegal_instruction_after_point_of_no_return" in invalid.stderr
+
     shown = cli("journal", "show", "run.journal")
     assert shown.returncode == 0
     assert "preflight=ok" in shown.stdout and "eval=ok" in shown.stdout
