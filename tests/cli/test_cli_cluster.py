@@ -178,6 +178,17 @@ def test_run_script_and_failures(cli: Cli, erl_cluster: Cluster) -> None:
     unreachable = cli("run", "gc.script", "-t", f"gone@{host}")
     assert unreachable.returncode == 3
 
+    # a cross-node barrier in direct mode: erlbridge's node coordinates it
+    atoms = ",".join(f"'{n}'" for n in names)
+    (cli.cwd / "barrier.script").write_text(
+        f"[{{load_object_code, {{fixture, \"1.0.0\", [fixture_lib]}}}}, point_of_no_return,"
+        f" {{sync_nodes, cli_barrier, [{atoms}]}},"
+        " {load, {fixture_lib, brutal_purge, brutal_purge}}]."
+    )
+    barrier = cli.json("run", "barrier.script", "-t", targets)
+    assert barrier["ok"] is True, barrier
+    assert barrier["extra"]["barriers"], barrier["extra"]
+
     (cli.cwd / "invalid.script").write_text(
         '[point_of_no_return, {load_object_code, {fixture, "1.0.0", [fixture]}}].'
     )
