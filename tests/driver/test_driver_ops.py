@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import secrets
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ def test_driver_discover_from_seed(dcluster: Any) -> None:
             assert found == [names[0], *sorted(names[1:])]
             connected = await discover(node, names[0], include_connected=True)
             assert set(connected) == set(names)  # our own hidden node is left out
-            only = await discover(node, names[0], filter=names[2].split("@")[0])
+            only = await discover(node, names[0], filter=re.escape(names[2]) + "$")
             assert only == [names[2]]
             pred = await discover(node, names[0], filter=lambda n: n != names[0])
             assert names[0] not in pred and len(pred) == len(names) - 1
