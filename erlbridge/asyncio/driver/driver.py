@@ -320,6 +320,11 @@ class Driver:
                         NodeError("timeout", "deadline", f"{name} exceeded the node deadline"),
                     )
                 )
+            except Exception as exc:  # a driver bug must not take the other nodes down
+                self.log.exception("%s on %s failed unexpectedly", name, n)
+                ctx.steps.setdefault(n, []).append(StepResult(
+                    name, Status.ERROR, 0.0, None,
+                    NodeError("internal", type(exc).__name__, f"{name}: {exc!r}")))
 
         try:
             while True:
