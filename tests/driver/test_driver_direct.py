@@ -270,6 +270,9 @@ def test_driver_direct_policies_stop_on_failure_and_canary(dcluster: Any) -> Non
                 assert first.status is Status.ERROR and first.step == "eval", str(report)
                 assert first.error is not None and first.error.before_point_of_no_return is False
                 assert "code_change_failed" in str(first.error.reason)
+                # the suspended server was resumed: it answers (new code, broken state)
+                assert [s.step for s in first.steps][-1] == "resume_suspended"
+                assert (await node.rpc(names[0], "drvt_srv", "state", [], timeout=5))[0] == "2"
                 for n in names[1:]:
                     assert report[n].status is Status.SKIPPED and report[n].step == "eval"
                     assert (await node.rpc(n, "drvt_srv", "state", [], timeout=5))[0] == "1"

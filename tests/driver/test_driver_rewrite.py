@@ -16,6 +16,7 @@ from erlbridge.asyncio.driver.rewrite import (
     script_libs,
     script_terms,
     strip_barriers,
+    suspended_modules,
     touched_modules,
 )
 from erlbridge.exceptions import ScriptError
@@ -76,6 +77,7 @@ def test_driver_script_libs_and_touched_modules() -> None:
     terms = script_terms(_script())
     assert script_libs(terms) == {"app": "2"}
     assert touched_modules(terms) == ["m1", "m2", "m3"]
+    assert suspended_modules(terms) == ["m1"]
     conflict = [*terms, (Atom("load_object_code"), (Atom("app"), ErlString("3"), []))]
     with pytest.raises(ScriptError):
         script_libs(conflict)

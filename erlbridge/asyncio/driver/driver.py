@@ -66,6 +66,7 @@ from erlbridge.asyncio.driver.rewrite import (
     script_libs,
     script_terms,
     strip_barriers,
+    suspended_modules,
     touched_modules,
 )
 from erlbridge.exceptions import ScriptError
@@ -100,6 +101,12 @@ _RELUP_SYNC = (
     " {ok, [{_, _, Downs}]} -> case lists:keyfind(V, 1, Downs) of"
     " {_, _, S2} -> S2; false -> [] end; _ -> [] end; _ -> Up end,"
     " lists:any(fun(I) -> is_tuple(I) andalso element(1, I) =:= sync_nodes end, Script)."
+)
+# Resume every supervised process of Mods (sys:resume on a running process is harmless).
+_RESUME_SUSPENDED = (
+    "[begin catch sys:resume(P), P end || {_, _, P, Ms} <- "
+    "release_handler_1:get_supervised_procs(), is_pid(P), is_list(Ms),"
+    " lists:any(fun(M) -> lists:member(M, Ms) end, Mods)]."
 )
 _RELDIR = (
     "case application:get_env(sasl, releases_dir) of {ok, X} -> X;"
@@ -456,6 +463,7 @@ class Driver:
         code_change_timeout: float | None = None,
         update_paths: bool = False,
         barrier_timeout: float | None = None,
+        resume_on_failure: bool = True,
     ) -> RunReport:
         """Direct mode: ``check_script`` on every target, then ``eval_script/5`` on each.
 
@@ -469,6 +477,13 @@ class Driver:
         node), and are refused with ``canary`` or a ``concurrency`` below the number of
         targets (the barrier could not be reached). Step values: preflight -> PurgeMods,
         eval -> Unpurged ``[(Mod, soft_purge|brutal_purge)]``.
+
+        An ``eval_script`` that fails after point_of_no_return leaves the node
+        half-upgraded (direct mode has no release_handler to restart it). With
+        ``resume_on_failure`` (default) the driver then resumes the supervised processes of
+        the modules the script suspends (step ``resume_suspended``, value: their pids);
+        the outcome stays an error. A Python-side timeout does not stop a script already
+        running on a target.
         Raises ScriptError for offline validation failures.
         """
         if hasattr(script, "validate"):
@@ -496,6 +511,7 @@ class Driver:
                     rule="barrier_concurrency",
                 )
         libs = script_libs(terms)
+        suspended_mods = suspended_modules(terms)
         pushed = {app: _beam_files(src) for app, src in (push_code or {}).items()}
         for app in pushed:
             if app not in libs:
@@ -561,6 +577,15 @@ class Driver:
             finally:
                 if service is not None:
                     service.node_gone(n, "finished")
+            last = ctx.steps[n][-1]
+            if (resume_on_failure and suspended_mods and last.step == "eval"
+                    and last.error is not None
+                    and last.error.before_point_of_no_return is not True):
+                # release_handler would restart the node here; in direct mode the processes
+                # the script suspended would stay suspended: resume them.
+                await self._step(ctx, n, "resume_suspended", lambda: self.caller.expr(
+                    n, _RESUME_SUSPENDED, {"Mods": [Atom(m) for m in suspended_mods]},
+                    deadline=self._now() + self.policy.node_timeout))
 
         @contextlib.asynccontextmanager
         async def around(ctx: _Ctx) -> Any:

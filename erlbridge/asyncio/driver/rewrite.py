@@ -33,6 +33,7 @@ __all__ = [
     "script_libs",
     "script_terms",
     "strip_barriers",
+    "suspended_modules",
     "touched_modules",
 ]
 
@@ -116,6 +117,15 @@ def script_libs(terms: Iterable[Any]) -> dict[str, str]:
                 raise ScriptError(f"{lib} loaded in two versions", index=i, instruction=t,
                                   rule="conflicting_versions")
     return libs
+
+
+def suspended_modules(terms: Iterable[Any]) -> list[str]:
+    """Modules named in ``suspend`` instructions (sorted, unique)."""
+    mods: set[str] = set()
+    for t in terms:
+        if _is(t, "suspend", 2):
+            mods.update(name_of(m[0] if isinstance(m, tuple) else m) for m in t[1])
+    return sorted(mods)
 
 
 def touched_modules(terms: Iterable[Any]) -> list[str]:
