@@ -181,7 +181,7 @@ def test_run_script_and_failures(cli: Cli, erl_cluster: Cluster) -> None:
     # a cross-node barrier in direct mode: erlbridge's node coordinates it
     atoms = ",".join(f"'{n}'" for n in names)
     (cli.cwd / "barrier.script").write_text(
-        f"[{{load_object_code, {{fixture, \"1.0.0\", [fixture_lib]}}}}, point_of_no_return,"
+        f'[{{load_object_code, {{fixture, "1.0.0", [fixture_lib]}}}}, point_of_no_return,'
         f" {{sync_nodes, cli_barrier, [{atoms}]}},"
         " {load, {fixture_lib, brutal_purge, brutal_purge}}]."
     )
