@@ -1,6 +1,6 @@
 """The docs pages exist, their examples are well-formed, and they run against real nodes.
 
-Conventions of ``docs/*.md`` (see docs/README.md):
+Conventions of ``docs/*.md`` (also in docs/README.md):
 
 * ```` ```python ```` blocks of one page run in order as one program, in a fresh
   interpreter, with the demo cluster's coordinates in the environment
