@@ -36,6 +36,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -263,19 +264,19 @@ def run(rounds: int, budget_s: float, root: Path | None) -> dict[str, Any]:
     order.append((None, "p3 1 MiB binary", "copy"))  # one plain copy of the payload
     for _ in range(rounds):
         random.shuffle(order)
-        for codec, payload, op in order:
-            if codec is None:
-                copy_cell.times.append(_time(lambda: p3[6:], budget_s))
+        for who, payload, op in order:
+            if who is None:
+                copy_cell.times.append(
+                    _time(partial(bytes.__getitem__, p3, slice(6, None)), budget_s)
+                )
                 continue
-            cell = results[(codec.name, payload, op)]
+            cell = results[(who.name, payload, op)]
             if cell.failure is not None:
                 continue
             if op == "decode":
-                wire = wires[payload]
-                cell.times.append(_time(lambda c=codec, w=wire: c.decode(w), budget_s))
+                cell.times.append(_time(partial(who.decode, wires[payload]), budget_s))
             else:
-                value = inputs[(codec.name, payload)]
-                cell.times.append(_time(lambda c=codec, v=value: c.encode(v), budget_s))
+                cell.times.append(_time(partial(who.encode, inputs[(who.name, payload)]), budget_s))
 
     return {
         "codecs": [c.name for c in codecs],

@@ -626,7 +626,7 @@ def _run(data: Any, pos: int, max_depth: int, max_compressed_size: int) -> tuple
 
 
 def decode(
-    data: bytes | bytearray | memoryview,
+    data: bytes | bytearray | memoryview[Any],
     *,
     max_depth: int = DEFAULT_MAX_DEPTH,
     max_compressed_size: int = DEFAULT_MAX_COMPRESSED_SIZE,
@@ -651,7 +651,7 @@ def decode(
 
 
 def decode_prefix(
-    data: bytes | bytearray | memoryview,
+    data: bytes | bytearray | memoryview[Any],
     offset: int = 0,
     *,
     max_depth: int = DEFAULT_MAX_DEPTH,
