@@ -35,9 +35,16 @@ step() {
   local name=$1; shift
   echo
   echo "== $name"
-  local start=$SECONDS
-  "$@"
-  timings+=("$(printf '%-22s %5d s' "$name:" $((SECONDS - start)))")
+  local start=$SECONDS rc=0
+  # A subshell with errexit of its own: a failing command inside a step function
+  # ends the step (errexit would be ignored in a `cmd || rc=$?` context).
+  set +e
+  ( set -e; "$@" )
+  rc=$?
+  set -e
+  timings+=("$(printf '%-22s %5d s%s' "$name:" $((SECONDS - start)) \
+      "$([ $rc = 0 ] || echo "  (failed, exit $rc)")")")
+  return $rc
 }
 
 install_packages() {
@@ -78,14 +85,13 @@ setup_venv() {
   fi
 }
 
-docker_ok=false
 start_docker() {
-  if docker info >/dev/null 2>&1; then docker_ok=true; echo "Docker engine answers"; return; fi
+  if docker info >/dev/null 2>&1; then echo "Docker engine answers"; return; fi
   if [ "$(id -u)" = 0 ] && command -v dockerd >/dev/null; then
     echo "starting dockerd"
     (dockerd >/var/log/dockerd.log 2>&1 &)
     for _ in $(seq 1 60); do
-      if docker info >/dev/null 2>&1; then docker_ok=true; echo "Docker engine up"; return; fi
+      if docker info >/dev/null 2>&1; then echo "Docker engine up"; return; fi
       sleep 1
     done
   fi
@@ -94,7 +100,7 @@ start_docker() {
 }
 
 build_images() {
-  if ! $docker_ok; then echo "skipped: no Docker engine"; return; fi
+  if ! docker info >/dev/null 2>&1; then echo "skipped: no Docker engine"; return; fi
   local versions=${ERLBRIDGE_OTP//,/ }
   # shellcheck disable=SC2086
   bash scripts/build-base-images.sh $versions
@@ -104,9 +110,7 @@ build_images() {
 
 lint() {
   if [ "${ERLBRIDGE_SKIP_LINT:-}" = 1 ]; then echo "skipped"; return; fi
-  .venv/bin/ruff check erlbridge tests
-  .venv/bin/mypy
-  .venv/bin/lint-imports
+  .venv/bin/ruff check erlbridge tests && .venv/bin/mypy && .venv/bin/lint-imports
 }
 
 step "packages" install_packages
