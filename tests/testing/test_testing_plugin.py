@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from erlbridge.pytest_plugin import ErlTarget
 from erlbridge.testing import find_erl
+from erlbridge.testing.docker_cluster import docker_client
 
 SKIPPING = """
 import pytest
@@ -65,3 +67,28 @@ def test_boom(erl_cluster):
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(["*erlang node fixture1@127.0.0.1 (local, NOT ANSWERING)*",
                                  "*Exec:*bin/erlexec*"])
+
+
+@pytest.mark.docker
+@pytest.mark.erl_backend("docker")
+def test_session_network_removed_after_failing_test(
+        pytester: pytest.Pytester, erl_target: ErlTarget) -> None:
+    pytester.makepyfile(test_fails_in_docker="""
+import pytest
+
+@pytest.mark.erl_cluster(size=1, sync_barrier=False)
+def test_boom(erl_cluster, erl_docker_network):
+    print("NETWORK=" + erl_docker_network.name)
+    print("CONTAINER=" + erl_cluster.container(0).name)
+    assert False, "deliberate"
+""")
+    result = pytester.runpytest_subprocess(
+        "--erl-backend=docker", f"--otp={erl_target.otp}", "-p", "no:cacheprovider", "-rA")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    out = result.stdout.str()
+    network = out.split("NETWORK=")[-1].split()[0]
+    container = out.split("CONTAINER=")[-1].split()[0]
+    assert network.startswith("erlbridge-test-")
+    client = docker_client()
+    assert client.networks.list(names=[network]) == []
+    assert client.containers.list(all=True, filters={"name": container}) == []
