@@ -108,11 +108,6 @@ _RESUME_SUSPENDED = (
     "release_handler_1:get_supervised_procs(), is_pid(P), is_list(Ms),"
     " lists:any(fun(M) -> lists:member(M, Ms) end, Mods)]."
 )
-_PUSH_FILES = (
-    "R = filelib:ensure_dir(filename:join(D, \"x\")),"
-    " [{F, case R of ok -> file:write_file(filename:join(D, F), B); E -> E end}"
-    " || {F, B} <- Files]."
-)
 _RELDIR = (
     "case application:get_env(sasl, releases_dir) of {ok, X} -> X;"
     ' _ -> case os:getenv("RELDIR") of false -> filename:join(code:root_dir(), "releases");'
@@ -628,16 +623,18 @@ class Driver:
         for app, files in pushed.items():
             # One dir per target: nodes on one host must not share (and race on) files.
             base = f"{self.push_root}/{run_tag}/{n}/{app}-{libs[app]}"
-            # One round trip per app: the files travel as binaries in one erl_eval call.
-            files_term = [(charlist(f), data) for f, data in files.items()]
-            written = await self.caller.expr(
-                n, _PUSH_FILES, {"D": charlist(f"{base}/ebin"), "Files": files_term},
-                deadline=deadline,
+            r = await self.caller.rpc(
+                n, "filelib", "ensure_dir", [charlist(f"{base}/ebin/x")], deadline=deadline
             )
-            bad = [(f, r) for f, r in written if r != "ok"]
-            if bad:
-                raise StepFailed(Status.ERROR, NodeError("push", bad[0][1],
-                                                         f"write {text_of(bad[0][0])}"))
+            if r != "ok":
+                raise StepFailed(Status.ERROR, NodeError("push", r, f"ensure_dir {base}/ebin"))
+            for fname, data in files.items():
+                path = f"{base}/ebin/{fname}"
+                r = await self.caller.rpc(
+                    n, "file", "write_file", [charlist(path), data], deadline=deadline
+                )
+                if r != "ok":
+                    raise StepFailed(Status.ERROR, NodeError("push", r, f"write_file {path}"))
             dirs[app] = base
         d["pushed"] = dirs
         return dirs
