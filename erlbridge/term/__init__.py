@@ -51,7 +51,8 @@ Notes:
   Erlang string, ``Atom`` for an atom.
 * A map whose keys collide in Python (``1`` and ``1.0``, ``1`` and ``true``: different
   in Erlang, equal as dict keys) decodes to ``MapPairs``, a tuple of ``(key, value)``
-  pairs in wire order that encodes back as the same map.
+  pairs in wire order (keys frozen) that encodes back as the same map. A map that
+  really repeats a key is a ``DecodeError`` (``binary_to_term`` refuses it too).
 * A compressed term (tag 80) is decoded transparently; ``encode(..., compressed=True)``
   makes one, but never send it over distribution.
 * Old forms (FLOAT_EXT, latin-1 atoms, PID_EXT, PORT_EXT, NEW_/REFERENCE_EXT) decode

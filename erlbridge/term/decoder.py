@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from erlbridge.exceptions import DecodeError
+from erlbridge.term.encoder import encode as _encode
 from erlbridge.term.model import (
     Atom,
     BitString,
@@ -351,9 +352,15 @@ def _d_map(data: Any, pos: int, depth: int) -> tuple[Any, int]:
     except TypeError:  # an unhashable key (list or map): use frozen forms
         it = iter(items)
         result = {freeze(k): v for k, v in zip(it, it, strict=True)}
-    if len(result) != n:  # keys equal in Python but not in Erlang (1, 1.0, true)
+    if len(result) != n:
+        # Keys equal as dict keys: either equal in Python only (1, 1.0, true: different
+        # Erlang terms, kept as MapPairs) or really repeated, which binary_to_term
+        # refuses too.
         it = iter(items)
-        return MapPairs(zip(it, it, strict=True)), end
+        pairs = MapPairs((freeze(k), v) for k, v in zip(it, it, strict=True))
+        if len({_encode(k) for k, _ in pairs}) != n:
+            raise _fail("map with a repeated key", pos)
+        return pairs, end
     return result, end
 
 

@@ -369,8 +369,10 @@ def freeze(value: Any) -> Any:
         return FrozenList(freeze(v) for v in value)
     if isinstance(value, dict):
         return FrozenMap((freeze(k), freeze(v)) for k, v in value.items())
-    if isinstance(value, tuple) and type(value) is tuple:
+    if type(value) is tuple:
         return tuple(freeze(v) for v in value)
+    if isinstance(value, MapPairs):
+        return MapPairs((freeze(k), freeze(v)) for k, v in value)
     if isinstance(value, ImproperList):
         return ImproperList(tuple(freeze(v) for v in value.elements), freeze(value.tail))
     if isinstance(value, NativeRecord):

@@ -288,6 +288,52 @@ def test_unhashable_map_keys_get_frozen_forms() -> None:
     assert encode(decoded) == record_key
 
 
+def test_map_keys_that_are_maps_with_colliding_keys() -> None:
+    # #{#{1 => a, 1.0 => b} => x}: the inner map is MapPairs, frozen as a key
+    inner = b"t\x00\x00\x00\x02a\x01w\x01aF" + struct.pack(">d", 1.0) + b"w\x01b"
+    wire = b"\x83t\x00\x00\x00\x01" + inner + b"w\x01x"
+    term = decode(wire)
+    ((key, value),) = term.items()
+    assert key == MapPairs(((1, Atom("a")), (1.0, Atom("b"))))
+    assert value == Atom("x")
+    assert encode(term) == wire
+    # list keys inside: [1] and [1.0] differ in Python too, so a plain frozen map
+    inner = b"t\x00\x00\x00\x02k\x00\x01\x01a\x01l\x00\x00\x00\x01F" + struct.pack(">d", 1.0)
+    wire = b"\x83t\x00\x00\x00\x01" + inner + b"ja\x02a\x03"
+    term = decode(wire)
+    assert encode(term) == wire
+    ((key, _),) = term.items()
+    assert key == FrozenMap({ErlString("\x01"): 1, FrozenList([1.0]): 2})
+    # a list key next to a colliding one: frozen inside the MapPairs, so it hashes
+    inner = b"t\x00\x00\x00\x03a\x01a\x01F" + struct.pack(">d", 1.0) + b"a\x02l\x00\x00\x00\x01F"
+    inner += struct.pack(">d", 1.0) + b"ja\x03"
+    wire = b"\x83t\x00\x00\x00\x01" + inner + b"a\x04"
+    term = decode(wire)
+    ((key, _),) = term.items()
+    assert key == MapPairs(((1, 1), (1.0, 2), (FrozenList([1.0]), 3)))
+    assert hash(key) == hash(MapPairs(((1, 1), (1.0, 2), (FrozenList([1.0]), 3))))
+    assert encode(term) == wire
+
+
+def test_colliding_map_with_unhashable_values_as_a_key() -> None:
+    # #{#{1 => [x], 1.0 => b} => y}: the MapPairs holds a list value, frozen as a key
+    inner = b"t\x00\x00\x00\x02a\x01l\x00\x00\x00\x01w\x01xjF" + struct.pack(">d", 1.0)
+    wire = b"\x83t\x00\x00\x00\x01" + inner + b"w\x01bw\x01y"
+    term = decode(wire)
+    ((key, _),) = term.items()
+    assert key == MapPairs(((1, FrozenList([Atom("x")])), (1.0, Atom("b"))))
+    assert encode(term) == wire
+
+
+def test_map_with_a_repeated_key_is_refused() -> None:
+    # found by the fuzzers: #{[] => 1, [] => 2} as the key of another map
+    with pytest.raises(DecodeError, match="repeated key"):
+        decode(bytes.fromhex("83740000000174000000026a61016a61026101"))
+    with pytest.raises(DecodeError, match="repeated key") as info:
+        decode(b"\x83t\x00\x00\x00\x02a\x01a\x02a\x01a\x03")
+    assert info.value.offset == 2
+
+
 def test_map_keys_colliding_in_python_keep_their_pairs() -> None:
     wire = b"\x83t\x00\x00\x00\x03a\x01a\x02w\x04truea\x03F" + struct.pack(">d", 1.0) + b"a\x04"
     term = decode(wire)
