@@ -200,7 +200,10 @@ def _d_large_big(data: Any, pos: int, depth: int) -> tuple[Any, int]:
 
 
 def _d_new_float(data: Any, pos: int, depth: int) -> tuple[Any, int]:
-    return _f64(data, pos)[0], pos + 8
+    value = _f64(data, pos)[0]
+    if value - value != 0.0:  # NaN or infinity: no such Erlang float (badarg in OTP)
+        raise _fail("NEW_FLOAT_EXT is not a finite number", pos)
+    return value, pos + 8
 
 
 def _d_float(data: Any, pos: int, depth: int) -> tuple[Any, int]:

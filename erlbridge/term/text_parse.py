@@ -174,7 +174,10 @@ class _Parser:
         if match.group("frac") is not None:
             if len(digits) > _DIGIT_CHUNK:
                 raise self.error("float literal too long", pos)
-            add(_Token("float", float(digits + match.group("frac").replace("_", "")), pos))
+            value = float(digits + match.group("frac").replace("_", ""))
+            if value - value != 0.0:  # overflowed to infinity: erl_scan refuses it too
+                raise self.error("float out of range", pos)
+            add(_Token("float", value, pos))
         elif match.group("based") is not None:
             base = int(digits)
             if not 2 <= base <= 36:

@@ -423,6 +423,8 @@ def test_decode_prefix_walks_a_buffer() -> None:
         (b"\x83C\x00\x00\x00\x00\x02w\x01mw\x01r", 6),
         (b"\x83C\xff\xff\xff\xff\x00w\x01mw\x01r", 2),
         (b"\x83c1.5", 2),
+        (b"\x83F\x7f\xf8\x00\x00\x00\x00\x00\x00", 2),  # NaN
+        (b"\x83F\xff\xf0\x00\x00\x00\x00\x00\x00", 2),  # -infinity
         (b"\x83c" + b"abc".ljust(31, b"\x00"), 2),
         (b"\x83c" + b"nan".ljust(31, b"\x00"), 2),
         (b"\x83c" + b"inf".ljust(31, b"\x00"), 2),
