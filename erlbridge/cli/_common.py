@@ -96,10 +96,13 @@ class Connection:
     timeout: float
 
     def node_name(self, example_target: str | None) -> str:
-        """Our node name: ``--name``, else ``erlbridge-cli-<pid>@<host of a target>``.
+        """Our node name: ``--name``, else ``erlbridge-cli-<N>@<host of a target>``.
 
         Taking the host from a target keeps short and long names consistent with the
-        cluster (a long-name node cannot talk to a short-name one).
+        cluster (a long-name node cannot talk to a short-name one). ``N`` is the pid
+        modulo 1024: every node name becomes an atom on each target, so a name per pid
+        would leak atoms run after run (cron jobs); 1024 names bound that while two CLI
+        runs at the same time rarely share one (a clash is a clear handshake error).
         """
         if self.name:
             return self.name
@@ -108,7 +111,7 @@ class Connection:
             if example_target and "@" in example_target
             else ("127.0.0.1")
         )
-        return f"erlbridge-cli-{os.getpid()}@{host}"
+        return f"erlbridge-cli-{os.getpid() % 1024}@{host}"
 
 
 def json_option(function: F) -> F:
@@ -129,7 +132,7 @@ def connection_options(function: F) -> F:
             envvar="ERLBRIDGE_NAME",
             metavar="NAME@HOST",
             help="Name of erlbridge's hidden node [env ERLBRIDGE_NAME; default "
-            "erlbridge-cli-<pid>@<host of the first target>].",
+            "erlbridge-cli-<pid mod 1024>@<host of the first target>].",
         ),
         click.option(
             "--cookie-file",

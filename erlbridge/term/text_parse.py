@@ -57,6 +57,11 @@ _SIMPLE_ESCAPES = {
     "t": 9,
     "v": 11,
 }
+#: Largest binary the text parser builds (16 MiB). A few characters of text such as
+#: ``<<0:99999999999>>`` must not make us allocate gigabytes: config and relup files
+#: never hold binaries this large, so a larger size is a TermSyntaxError.
+_MAX_BINARY_BITS = 1 << 27
+
 _BIT_TYPES = frozenset(
     [
         "integer",
@@ -393,8 +398,10 @@ class _Parser:
             return b""
         while True:
             value, size = self.segment()
-            acc = (acc << size) | value
             bits += size
+            if bits > _MAX_BINARY_BITS:
+                raise self.error("binary too large", self.peek().pos)
+            acc = (acc << size) | value
             if self.at(","):
                 self.next()
                 continue
@@ -426,6 +433,10 @@ class _Parser:
             if size_token.kind != "int":
                 raise self.error("expected a segment size", size_token.pos)
             size = size_token.value
+            if size > _MAX_BINARY_BITS:
+                # Checked before packing: the value would be masked to `size` bits, and a
+                # hostile size must be an error, not a gigantic integer (MemoryError).
+                raise self.error("binary segment too large", size_token.pos)
         if self.at("/"):
             self.next()
             while True:

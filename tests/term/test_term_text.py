@@ -321,3 +321,12 @@ def test_map_literals_with_repeated_and_colliding_keys() -> None:
     assert isinstance(pairs, MapPairs)
     assert pairs == MapPairs(((1, Atom("d")), (1.0, Atom("b")), (True, Atom("c"))))
     assert parse_term(format_term(pairs)) == pairs
+
+
+def test_binary_sizes_are_capped() -> None:
+    # A few characters must not allocate gigabytes: hostile sizes are syntax errors.
+    with pytest.raises(TermSyntaxError, match="segment too large"):
+        parse_terms("<<1:455555555555555555>>.")
+    with pytest.raises(TermSyntaxError, match="binary too large"):
+        parse_terms("<<1:134217728, 1:1>>.")
+    assert parse_terms("<<1:134217728>>.")[0][-1] == 1

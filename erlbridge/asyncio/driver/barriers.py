@@ -55,13 +55,27 @@ class BarrierService:
         self.node = node
         self.targets = list(targets)
         self.timeout = timeout
-        self.names = {t: f"erlbridge_barrier_{run_id}_{i}" for i, t in enumerate(self.targets)}
+        self.run_id = run_id
+        self.names = self._free_names(node, self.targets)
         self.book = BarrierBook.create(self.targets, str(node.name))
         self._procs: dict[str, Any] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._callers: dict[tuple[str, Hashable], tuple[Any, Any]] = {}
         self._wake = asyncio.Event()
         self.log: list[tuple[str, Hashable, bool, Any]] = []  # (node, id, ok, reason) decisions
+
+    @staticmethod
+    def _free_names(node: Any, targets: list[str]) -> dict[str, str]:
+        # Barrier names become atoms on every target, so they come from a small reused
+        # pool (slot x target index) rather than from the run id: a run id per name would
+        # leak atoms into the targets' atom tables run after run. The lowest slot whose
+        # names are all free on our node serves concurrent runs of one Python node.
+        slot = 0
+        while True:
+            names = {t: f"erlbridge_barrier_{slot}_{i}" for i, t in enumerate(targets)}
+            if all(node.whereis(n) is None for n in names.values()):
+                return names
+            slot += 1
 
     def name_for(self, target: str) -> str:
         return self.names[target]
