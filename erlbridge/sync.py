@@ -13,12 +13,16 @@ A Node that is used without ``with``/``start()`` starts itself on first use.
 from __future__ import annotations
 
 import logging
+import os
 import queue
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from erlbridge import asyncio as aio
 from erlbridge._portal import Portal, default_portal
+from erlbridge.asyncio import driver as aio_driver
+from erlbridge.asyncio.driver import ReadinessReport, RunReport
+from erlbridge.asyncio.driver.driver import CHUNK_BYTES
 from erlbridge.asyncio.io_server import OutputCallback
 from erlbridge.asyncio.node import NodeEvent
 from erlbridge.asyncio.process import DownMessage, ExitMessage
@@ -26,7 +30,17 @@ from erlbridge.asyncio.rpc import RpcOutcome, RpcResult
 from erlbridge.asyncio.tls import TLSOptions
 from erlbridge.term import Atom, Pid, Reference
 
-__all__ = ["DownMessage", "ExitMessage", "Node", "NodeEvent", "Process", "RpcOutcome", "RpcResult"]
+__all__ = [
+    "DownMessage",
+    "Driver",
+    "ExitMessage",
+    "Node",
+    "NodeEvent",
+    "Process",
+    "RpcOutcome",
+    "RpcResult",
+    "discover",
+]
 
 
 class Process:
@@ -271,3 +285,157 @@ class Node:
         )
         cancel = self._portal.run(self._inner.monitor_nodes, callback)
         return lambda: self._portal.run(cancel)
+
+
+def discover(
+    node: Node,
+    seed: str,
+    *,
+    include_connected: bool = False,
+    filter: str | Callable[[str], bool] | None = None,
+    timeout: float = 10.0,
+) -> list[str]:
+    """Blocking twin of :func:`erlbridge.asyncio.driver.discover` (takes a blocking Node)."""
+    node._ensure()
+    return node._portal.call(
+        aio_driver.discover(
+            node._inner, seed, include_connected=include_connected, filter=filter,
+            timeout=timeout,
+        )
+    )
+
+
+class Driver:
+    """Blocking twin of :class:`erlbridge.asyncio.driver.Driver` (same arguments).
+
+    ``node`` is a blocking :class:`Node`; every operation runs on its portal's loop and
+    returns the same reports. Interrupting a call (Ctrl-C) cancels the run in the loop,
+    which releases barriers and closes the journal as the async driver does.
+    """
+
+    def __init__(
+        self,
+        node: Node,
+        targets: Iterable[str],
+        *,
+        concurrency: int | None = None,
+        node_timeout: float = 60.0,
+        overall_timeout: float | None = None,
+        stop_on_first_failure: bool = False,
+        canary: bool = False,
+        dry_run: bool = False,
+        journal: str | os.PathLike[str] | None = None,
+        resume: bool = False,
+        barrier_timeout: float = 30.0,
+        restart_timeout: float = 60.0,
+        restart_grace: float = 3.0,
+        push_root: str = "/tmp/erlbridge-push",
+        logger: logging.Logger | None = None,
+    ) -> None:
+        node._ensure()
+        self._portal = node._portal
+        self._inner = aio_driver.Driver(
+            node._inner,
+            targets,
+            concurrency=concurrency,
+            node_timeout=node_timeout,
+            overall_timeout=overall_timeout,
+            stop_on_first_failure=stop_on_first_failure,
+            canary=canary,
+            dry_run=dry_run,
+            journal=journal,
+            resume=resume,
+            barrier_timeout=barrier_timeout,
+            restart_timeout=restart_timeout,
+            restart_grace=restart_grace,
+            push_root=push_root,
+            logger=logger,
+        )
+
+    @property
+    def targets(self) -> list[str]:
+        return list(self._inner.targets)
+
+    def readiness(self, script: Any = None) -> ReadinessReport:
+        return self._portal.call(self._inner.readiness(script))
+
+    def run_script(
+        self,
+        script: Any,
+        *,
+        push_code: Mapping[str, str | os.PathLike[str] | Mapping[str, bytes]] | None = None,
+        lib_dirs: Mapping[str, str] | None = None,
+        suspend_timeout: float | None = None,
+        code_change_timeout: float | None = None,
+        update_paths: bool = False,
+        barrier_timeout: float | None = None,
+        resume_on_failure: bool = True,
+    ) -> RunReport:
+        return self._portal.call(
+            self._inner.run_script(
+                script,
+                push_code=push_code,
+                lib_dirs=lib_dirs,
+                suspend_timeout=suspend_timeout,
+                code_change_timeout=code_change_timeout,
+                update_paths=update_paths,
+                barrier_timeout=barrier_timeout,
+                resume_on_failure=resume_on_failure,
+            )
+        )
+
+    def upgrade(
+        self,
+        release: str | os.PathLike[str],
+        *,
+        permanent: bool = True,
+        purge: bool = False,
+        suspend_timeout: float | None = None,
+        code_change_timeout: float | None = None,
+        update_paths: bool = False,
+        error_action: str = "restart",
+        chunk_bytes: int = CHUNK_BYTES,
+        python_sync: Iterable[Any] | None = None,
+    ) -> RunReport:
+        return self._portal.call(
+            self._inner.upgrade(
+                release,
+                permanent=permanent,
+                purge=purge,
+                suspend_timeout=suspend_timeout,
+                code_change_timeout=code_change_timeout,
+                update_paths=update_paths,
+                error_action=error_action,
+                chunk_bytes=chunk_bytes,
+                python_sync=python_sync,
+            )
+        )
+
+    def downgrade(self, vsn: str, **kwargs: Any) -> RunReport:
+        return self._portal.call(self._inner.downgrade(vsn, **kwargs))
+
+    def unpack(
+        self, tarball: str | os.PathLike[str], *, chunk_bytes: int = CHUNK_BYTES
+    ) -> RunReport:
+        return self._portal.call(self._inner.unpack(tarball, chunk_bytes=chunk_bytes))
+
+    def make_permanent(self, vsn: str) -> RunReport:
+        return self._portal.call(self._inner.make_permanent(vsn))
+
+    def remove_release(self, vsn: str) -> RunReport:
+        return self._portal.call(self._inner.remove_release(vsn))
+
+    def reboot_old_release(self, vsn: str) -> RunReport:
+        return self._portal.call(self._inner.reboot_old_release(vsn))
+
+    def which_releases(self) -> RunReport:
+        return self._portal.call(self._inner.which_releases())
+
+    def upgrade_app(
+        self,
+        app: str,
+        new_dir: str | None = None,
+        *,
+        push_code: str | os.PathLike[str] | Mapping[str, bytes] | None = None,
+    ) -> RunReport:
+        return self._portal.call(self._inner.upgrade_app(app, new_dir, push_code=push_code))
