@@ -40,6 +40,7 @@ Erlang reasons are kept as data on the attributes; ``str()`` renders them for hu
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 __all__ = [
@@ -75,6 +76,27 @@ __all__ = [
     "UpgradeError",
     "UpgradeFailed",
 ]
+
+
+#: How Erlang reasons are written in messages. This module is below the term layer, so
+#: :mod:`erlbridge.term` installs its one-line Erlang formatter here when it is imported
+#: (messages then read ``{badrpc,{'EXIT',noproc}}`` rather than Python reprs).
+_term_text: Callable[[Any], str] = str
+
+
+def set_term_formatter(formatter: Callable[[Any], str]) -> None:
+    """Install the function that renders Erlang reasons in exception messages."""
+    global _term_text
+    _term_text = formatter
+
+
+def _text(reason: Any) -> str:
+    if type(reason) is str:  # our own prose (an Atom, a str subclass, is an Erlang term)
+        return reason
+    try:
+        return _term_text(reason)
+    except Exception:  # not a term (e.g. an OSError): a message must never fail to build
+        return str(reason)
 
 
 class ErlbridgeError(Exception):
@@ -177,7 +199,7 @@ class NodeDown(ErlbridgeError, ConnectionError):
     def __init__(self, node: str, reason: Any = None) -> None:
         self.node = node
         self.reason = reason
-        super().__init__(f"node {node} is down" + ("" if reason is None else f": {reason}"))
+        super().__init__(f"node {node} is down" + ("" if reason is None else f": {_text(reason)}"))
 
 
 class Timeout(ErlbridgeError, TimeoutError):
@@ -203,7 +225,7 @@ class ProcessExited(ProcessError):
     def __init__(self, pid: Any, reason: Any) -> None:
         self.pid = pid
         self.reason = reason
-        super().__init__(f"process {pid} exited: {reason}")
+        super().__init__(f"process {pid} exited: {_text(reason)}")
 
 
 # -- remote calls ------------------------------------------------------------------------
@@ -220,7 +242,7 @@ class BadRpc(RemoteError):
         self.reason = reason
         self.node = node
         where = f" on {node}" if node else ""
-        super().__init__(f"badrpc{where}: {reason}")
+        super().__init__(f"badrpc{where}: {_text(reason)}")
 
 
 class RemoteException(BadRpc):
@@ -231,7 +253,7 @@ class RemoteException(BadRpc):
     ) -> None:
         self.kind = kind
         self.stacktrace = stacktrace if stacktrace is not None else []
-        RemoteError.__init__(self, f"{kind}:{reason}" + (f" on {node}" if node else ""))
+        RemoteError.__init__(self, f"{kind}:{_text(reason)}" + (f" on {node}" if node else ""))
         self.reason = reason
         self.node = node
 
@@ -278,7 +300,7 @@ class ReleaseHandlerError(UpgradeError):
         self.reason = reason
         self.node = node
         where = f" on {node}" if node else ""
-        super().__init__(f"release_handler:{function}{where} failed: {reason}")
+        super().__init__(f"release_handler:{function}{where} failed: {_text(reason)}")
 
 
 class OldProcesses(ReleaseHandlerError):

@@ -67,6 +67,7 @@ Erlang term *text* (``parse_terms``/``parse_term``/``format_term``) uses the sam
 
 from __future__ import annotations
 
+from erlbridge.exceptions import set_term_formatter as _set_term_formatter
 from erlbridge.term.decoder import (
     DEFAULT_MAX_COMPRESSED_SIZE,
     DEFAULT_MAX_DEPTH,
@@ -92,6 +93,9 @@ from erlbridge.term.model import (
 )
 from erlbridge.term.text_format import format_term
 from erlbridge.term.text_parse import parse_term, parse_terms
+
+# Exception messages render Erlang reasons as one line of Erlang text.
+_set_term_formatter(lambda term: format_term(term, width=1 << 30))
 
 __all__ = [
     "DEFAULT_MAX_COMPRESSED_SIZE",
