@@ -8,6 +8,7 @@ messages to unknown pids or names are dropped and counted (:attr:`Node.dropped`)
 from __future__ import annotations
 
 import asyncio
+import heapq
 import itertools
 import logging
 import os
@@ -72,6 +73,8 @@ EXECUTE_CALL = Atom("execute_call")
 MONITOR = Atom("monitor")
 _MAX_ID = (1 << 32) - 1
 _REF_IDS = struct.Struct(">III")
+# what asyncio's loop adds to loop.time() when it decides which timers are due
+_CLOCK_RESOLUTION = time.get_clock_info("monotonic").resolution
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,6 +241,9 @@ class Node:
         self._call_head = b""
         self._spawn_parts = (b"", b"", b"")
         self._io: IoServer | None = None
+        self._deadlines: _Deadlines | None = None
+        self._rex_heads: dict[tuple[str, str], bytes] = {}
+        self._rex_tail = b""
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else ("started" if self._started else "new")
@@ -300,6 +306,7 @@ class Node:
             # no EPMD registration: a random creation, never 0..3 (OTP-NOTES §6.6)
             self.creation = 4 + secrets.randbelow(_MAX_ID - 4)
         self._started = True
+        self._deadlines = _Deadlines(self._loop)
         self._rpc = RpcEndpoint(self, self._new_pid())
         self._add_endpoint(self._rpc)
         # {'$gen_call', {RpcPid, #Ref<...  up to the ref's id words (see _call)
@@ -345,6 +352,8 @@ class Node:
         if self._io is not None:
             for task in list(self._io.tasks):
                 task.cancel()
+        if self._deadlines is not None:
+            self._deadlines.close()
         await asyncio.sleep(0)
 
     def _require_started(self) -> asyncio.AbstractEventLoop:
@@ -1073,10 +1082,13 @@ class Node:
         *,
         timeout: float | None,
         what: Callable[[], str],
+        encoded: bytes | None = None,
     ) -> Any:
         """One ``gen_server`` call from the shared reply pid; the request frame is built from
         cached bytes (control term, ``{'$gen_call', {Pid, ...`` head) plus the encoded ref
-        and request, so a call costs one encode of the request and no control dataclass."""
+        and request, so a call costs one encode of the request and no control dataclass.
+        ``encoded``: the request already encoded (without the 131 byte); then ``request``
+        is not used."""
         loop = self._loop
         rpc = self._rpc
         if rpc is None or loop is None or self._closed:
@@ -1094,9 +1106,14 @@ class Node:
         fut: asyncio.Future[Any] = loop.create_future()
         rpc.calls[ref] = fut
         peer.calls.add(ref)
-        payload = b"".join((self._call_head, _REF_IDS.pack(*ids), encode(request)[1:]))
+        if encoded is None:
+            encoded = encode(request)[1:]
+        payload = b"".join((self._call_head, _REF_IDS.pack(*ids), encoded))
         proto.send_encoded(self._ctl_bytes(rpc.pid, dest), payload)
-        timer = None if timeout is None else loop.call_later(timeout, _expire, fut)
+        deadlines = self._deadlines
+        assert deadlines is not None
+        if timeout is not None:
+            deadlines.add(timeout, fut)
         try:
             if proto.paused:
                 await proto.drain()
@@ -1104,8 +1121,8 @@ class Node:
         except _Expired as exc:
             raise Timeout(what(), timeout) from exc
         finally:
-            if timer is not None:
-                timer.cancel()
+            if timeout is not None:
+                deadlines.finished(fut)
             rpc.calls.pop(ref, None)
             peer.calls.discard(ref)
 
@@ -1155,7 +1172,10 @@ class Node:
             )
         )
         proto.send_encoded(control, payload)
-        timer = None if timeout is None else loop.call_later(timeout, _expire, fut)
+        deadlines = self._deadlines
+        assert deadlines is not None
+        if timeout is not None:
+            deadlines.add(timeout, fut)
         try:
             if proto.paused:
                 await proto.drain()
@@ -1163,8 +1183,8 @@ class Node:
         except _Expired as exc:
             raise Timeout(what(), timeout) from exc
         finally:
-            if timer is not None:
-                timer.cancel()
+            if timeout is not None:
+                deadlines.finished(fut)
             rpc.calls.pop(ref, None)
             peer.calls.discard(ref)
         return interpret_erpc(result, ref, full)
@@ -1202,12 +1222,29 @@ class Node:
                     timeout=timeout,
                     what=what,
                 )
-            assert self._io is not None
-            request = (CALL, as_atom(module), as_atom(function), request_args, self._io.pid)
-            reply = await self._call(node, full, (REX, full), request, timeout=timeout, what=what)
+            # {call, M, F, Args, IoPid}: only Args is encoded per call (see _rex_request)
+            encoded = self._rex_request(module, function, request_args)
+            reply = await self._call(
+                node, full, (REX, full), None, timeout=timeout, what=what, encoded=encoded
+            )
             return interpret_reply(reply, full)
         call = (CALL, as_atom(module), as_atom(function), request_args)
         return await self._rpc_capture(node, full, call, timeout=timeout, what=what)
+
+    def _rex_request(self, module: str, function: str, args: list[Any]) -> bytes:
+        """``{call, M, F, Args, IoPid}`` encoded without the 131 byte, from a cached
+        ``{call, M, F,`` head per (module, function) and the cached ``IoPid`` tail."""
+        head = self._rex_heads.get((module, function))
+        if head is None:
+            assert self._io is not None
+            if not self._rex_tail:
+                self._rex_tail = encode(self._io.pid)[1:]
+            head = b"h\x05" + b"".join(
+                encode(t)[1:] for t in (CALL, as_atom(module), as_atom(function))
+            )
+            if len(self._rex_heads) < 1024:
+                self._rex_heads[module, function] = head
+        return b"".join((head, encode(args)[1:], self._rex_tail))
 
     async def _rpc_capture(
         self,
@@ -1295,9 +1332,75 @@ class _Expired(Exception):
     """Internal: a call's deadline passed."""
 
 
-def _expire(fut: asyncio.Future[Any]) -> None:
-    if not fut.done():
-        fut.set_exception(_Expired())
+class _Deadlines:
+    """Every call's deadline behind one loop timer (instead of a TimerHandle per call).
+
+    ``add`` pushes ``(deadline, seq, future)`` on a heap; the one timer is armed at the
+    earliest deadline and, when it fires, fails every pending future whose deadline has come
+    with ``_Expired``. Firing follows ``call_at``'s own rule (due once ``loop.time()`` is
+    within the clock resolution of the deadline), so a Timeout comes exactly when the
+    per-call timer would have fired. A finished call is not removed at once (no per-call
+    cancel): ``finished`` counts it, and the heap is rebuilt from the pending entries when
+    finished ones are the majority, so at most about as many finished futures (and their
+    results) as calls in flight are kept, never one per call of the last ``timeout`` seconds.
+    """
+
+    __slots__ = ("_finished", "_heap", "_loop", "_seq", "_timer", "_timer_at")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._heap: list[tuple[float, int, asyncio.Future[Any]]] = []
+        self._seq = itertools.count()
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
+        self._finished = 0
+
+    def add(self, timeout: float, fut: asyncio.Future[Any]) -> None:
+        """Fail ``fut`` with _Expired ``timeout`` seconds from now unless it is done by then."""
+        when = self._loop.time() + timeout
+        heapq.heappush(self._heap, (when, next(self._seq), fut))
+        if self._timer is None or when < self._timer_at:
+            self._arm(when)
+
+    def finished(self, fut: asyncio.Future[Any]) -> None:
+        """``fut``'s call is over. A future that is still pending (the caller was cancelled
+        before awaiting it) is cancelled, so the timer never sets an exception on it."""
+        if not fut.done():
+            fut.cancel()
+        self._finished += 1
+        if self._finished > 64 and self._finished * 2 > len(self._heap):
+            self._heap = [e for e in self._heap if not e[2].done()]
+            heapq.heapify(self._heap)
+            self._finished = 0
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _arm(self, when: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = when
+        self._timer = self._loop.call_at(when, self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        heap = self._heap
+        # Due: what the loop has just counted as due by firing this timer (a loop may round,
+        # uvloop to milliseconds), and what asyncio itself would run now (deadline within
+        # the clock resolution), exactly as a per-call timer at that deadline would fire.
+        due = max(self._timer_at, self._loop.time() + _CLOCK_RESOLUTION)
+        while heap:
+            when, _, fut = heap[0]
+            if fut.done():
+                heapq.heappop(heap)
+            elif when <= due:
+                heapq.heappop(heap)
+                fut.set_exception(_Expired())
+            else:
+                self._arm(when)
+                return
 
 
 def _alias_of(tag: Any) -> Reference | None:
