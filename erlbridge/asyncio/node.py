@@ -1112,8 +1112,7 @@ class Node:
         proto.send_encoded(self._ctl_bytes(rpc.pid, dest), payload)
         deadlines = self._deadlines
         assert deadlines is not None
-        if timeout is not None:
-            deadlines.add(timeout, fut)
+        entry = None if timeout is None else deadlines.add(timeout, fut)
         try:
             if proto.paused:
                 await proto.drain()
@@ -1121,8 +1120,8 @@ class Node:
         except _Expired as exc:
             raise Timeout(what(), timeout) from exc
         finally:
-            if timeout is not None:
-                deadlines.finished(fut)
+            if entry is not None:
+                deadlines.finished(entry)
             rpc.calls.pop(ref, None)
             peer.calls.discard(ref)
 
@@ -1174,8 +1173,7 @@ class Node:
         proto.send_encoded(control, payload)
         deadlines = self._deadlines
         assert deadlines is not None
-        if timeout is not None:
-            deadlines.add(timeout, fut)
+        entry = None if timeout is None else deadlines.add(timeout, fut)
         try:
             if proto.paused:
                 await proto.drain()
@@ -1183,8 +1181,8 @@ class Node:
         except _Expired as exc:
             raise Timeout(what(), timeout) from exc
         finally:
-            if timeout is not None:
-                deadlines.finished(fut)
+            if entry is not None:
+                deadlines.finished(entry)
             rpc.calls.pop(ref, None)
             peer.calls.discard(ref)
         return interpret_erpc(result, ref, full)
@@ -1340,36 +1338,44 @@ class _Deadlines:
     with ``_Expired``. Firing follows ``call_at``'s own rule (due once ``loop.time()`` is
     within the clock resolution of the deadline), so a Timeout comes exactly when the
     per-call timer would have fired. A finished call is not removed at once (no per-call
-    cancel): ``finished`` counts it, and the heap is rebuilt from the pending entries when
-    finished ones are the majority, so at most about as many finished futures (and their
-    results) as calls in flight are kept, never one per call of the last ``timeout`` seconds.
+    cancel): ``finished`` drops the entry's future (no finished call's result is kept
+    alive) and counts it, and the heap is rebuilt from the pending entries when finished
+    ones are the majority, so the heap stays about as long as the calls in flight, never
+    one entry per call of the last ``timeout`` seconds.
     """
 
     __slots__ = ("_finished", "_heap", "_loop", "_seq", "_timer", "_timer_at")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        self._heap: list[tuple[float, int, asyncio.Future[Any]]] = []
+        # entries are [deadline, seq, future or None]: finished() sets the future to None
+        self._heap: list[list[Any]] = []
         self._seq = itertools.count()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
         self._finished = 0
 
-    def add(self, timeout: float, fut: asyncio.Future[Any]) -> None:
-        """Fail ``fut`` with _Expired ``timeout`` seconds from now unless it is done by then."""
+    def add(self, timeout: float, fut: asyncio.Future[Any]) -> list[Any]:
+        """Fail ``fut`` with _Expired ``timeout`` seconds from now unless it is done by then.
+        Returns the entry to pass to :meth:`finished`."""
         when = self._loop.time() + timeout
-        heapq.heappush(self._heap, (when, next(self._seq), fut))
+        entry = [when, next(self._seq), fut]
+        heapq.heappush(self._heap, entry)
         if self._timer is None or when < self._timer_at:
             self._arm(when)
+        return entry
 
-    def finished(self, fut: asyncio.Future[Any]) -> None:
-        """``fut``'s call is over. A future that is still pending (the caller was cancelled
-        before awaiting it) is cancelled, so the timer never sets an exception on it."""
-        if not fut.done():
-            fut.cancel()
+    def finished(self, entry: list[Any]) -> None:
+        """The entry's call is over. A future that is still pending (the caller was cancelled
+        before awaiting it) is cancelled, so nothing sets an exception on it later."""
+        fut = entry[2]
+        if fut is not None:
+            entry[2] = None
+            if not fut.done():
+                fut.cancel()
         self._finished += 1
         if self._finished > 64 and self._finished * 2 > len(self._heap):
-            self._heap = [e for e in self._heap if not e[2].done()]
+            self._heap = [e for e in self._heap if e[2] is not None and not e[2].done()]
             heapq.heapify(self._heap)
             self._finished = 0
 
@@ -1393,7 +1399,7 @@ class _Deadlines:
         due = max(self._timer_at, self._loop.time() + _CLOCK_RESOLUTION)
         while heap:
             when, _, fut = heap[0]
-            if fut.done():
+            if fut is None or fut.done():
                 heapq.heappop(heap)
             elif when <= due:
                 heapq.heappop(heap)

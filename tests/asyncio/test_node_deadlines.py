@@ -28,9 +28,9 @@ def test_deadlines_fire_in_order_at_their_time() -> None:
         d.add(0.15, futs["a"])
         d.add(0.30, futs["b"])
         d.add(0.05, futs["c"])  # earlier than the armed timer: re-armed
-        d.add(0.10, futs["done"])
+        entry = d.add(0.10, futs["done"])
         futs["done"].set_result(1)
-        d.finished(futs["done"])
+        d.finished(entry)
         for name in ("a", "b", "c"):
             with pytest.raises(_Expired):
                 await asyncio.wait_for(asyncio.shield(futs[name]), scaled(5))
@@ -53,16 +53,16 @@ def test_deadlines_keep_no_finished_futures_and_cancel_orphans() -> None:
             d.add(60.0, fut)
         for _ in range(10_000):
             fut = loop.create_future()
-            d.add(60.0, fut)
+            entry = d.add(60.0, fut)
             fut.set_result(None)
-            d.finished(fut)
+            d.finished(entry)
+            assert entry[2] is None  # the finished call's result is not kept alive
         # compaction: finished calls do not pile up until their 60 s deadline
         assert len(d._heap) < 10 + 2 * 65
         assert all(not f.done() for f in live)
         # a call abandoned before awaiting its future (cancelled while draining)
         orphan = loop.create_future()
-        d.add(0.01, orphan)
-        d.finished(orphan)
+        d.finished(d.add(0.01, orphan))
         assert orphan.cancelled()
         await asyncio.sleep(0.05)  # the timer passes it without setting an exception
         d.close()
