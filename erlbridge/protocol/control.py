@@ -209,6 +209,21 @@ class AltactSigSend:
         return ctl, self.message
 
 
+def _exit_wire(
+    plain: Op, plain_tt: Op, payload: Op, payload_tt: Op, sig: Exit | Exit2, *,
+    payload_exits: bool,
+) -> Wire:
+    # EXIT and EXIT2 share one layout: the reason goes in the payload when the peer has
+    # DFLAG_EXIT_PAYLOAD, else as the control tuple's last element; *_TT adds a trace token.
+    tt = sig.token is not None
+    token = (sig.token,) if tt else ()
+    if payload_exits:
+        op = payload_tt if tt else payload
+        return (op.value, sig.from_pid, sig.to_pid, *token), sig.reason
+    op = plain_tt if tt else plain
+    return (op.value, sig.from_pid, sig.to_pid, *token, sig.reason), NO_PAYLOAD
+
+
 @dataclass(frozen=True, slots=True)
 class Exit:
     """An exit signal because of a link (EXIT / EXIT_TT / PAYLOAD_EXIT / PAYLOAD_EXIT_TT)."""
@@ -219,14 +234,8 @@ class Exit:
     token: Any = None
 
     def to_term(self, *, payload_exits: bool = True) -> Wire:
-        tt = self.token is not None
-        if payload_exits:
-            op = Op.PAYLOAD_EXIT_TT if tt else Op.PAYLOAD_EXIT
-            ctl = (op.value, self.from_pid, self.to_pid) + ((self.token,) if tt else ())
-            return ctl, self.reason
-        op = Op.EXIT_TT if tt else Op.EXIT
-        ctl = (op.value, self.from_pid, self.to_pid) + ((self.token,) if tt else ())
-        return (*ctl, self.reason), NO_PAYLOAD
+        return _exit_wire(Op.EXIT, Op.EXIT_TT, Op.PAYLOAD_EXIT, Op.PAYLOAD_EXIT_TT, self,
+                          payload_exits=payload_exits)
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,14 +248,8 @@ class Exit2:
     token: Any = None
 
     def to_term(self, *, payload_exits: bool = True) -> Wire:
-        tt = self.token is not None
-        if payload_exits:
-            op = Op.PAYLOAD_EXIT2_TT if tt else Op.PAYLOAD_EXIT2
-            ctl = (op.value, self.from_pid, self.to_pid) + ((self.token,) if tt else ())
-            return ctl, self.reason
-        op = Op.EXIT2_TT if tt else Op.EXIT2
-        ctl = (op.value, self.from_pid, self.to_pid) + ((self.token,) if tt else ())
-        return (*ctl, self.reason), NO_PAYLOAD
+        return _exit_wire(Op.EXIT2, Op.EXIT2_TT, Op.PAYLOAD_EXIT2, Op.PAYLOAD_EXIT2_TT, self,
+                          payload_exits=payload_exits)
 
 
 @dataclass(frozen=True, slots=True)
