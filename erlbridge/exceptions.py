@@ -50,6 +50,7 @@ __all__ = [
     "DecodeError",
     "EncodeError",
     "EpmdError",
+    "EpmdUnreachable",
     "ExistingRelease",
     "ErlbridgeError",
     "FramingError",
@@ -180,6 +181,10 @@ class InvalidState(ErlbridgeError, RuntimeError):
 
 class EpmdError(ErlbridgeError):
     """EPMD could not be reached or answered with an error."""
+
+
+class EpmdUnreachable(EpmdError, ConnectionError):
+    """Nothing answers at EPMD's address (no EPMD runs there)."""
 
 
 class NodeNotFound(EpmdError, LookupError):

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import shutil
+import time
 
-from erlbridge.exceptions import EpmdError, Timeout
+from erlbridge.exceptions import EpmdError, EpmdUnreachable, Timeout
 from erlbridge.protocol import epmd as proto
 
-__all__ = ["EpmdRegistration", "epmd_port_from_env", "names", "port_please"]
+__all__ = ["EpmdRegistration", "epmd_port_from_env", "names", "port_please", "start_daemon"]
 
 logger = logging.getLogger(__name__)
 
@@ -29,8 +31,47 @@ async def _open(
         return await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
     except TimeoutError as exc:
         raise Timeout(f"connecting to EPMD at {host}:{port}", timeout) from exc
+    except ConnectionRefusedError as exc:
+        raise EpmdUnreachable(f"cannot reach EPMD at {host}:{port}: {exc}") from exc
     except OSError as exc:
         raise EpmdError(f"cannot reach EPMD at {host}:{port}: {exc}") from exc
+
+
+async def start_daemon(epmd_port: int | None = None, *, timeout: float = 5.0) -> None:
+    """Start a local ``epmd -daemon`` on the port, as ``erl -name`` does when none runs.
+
+    Returns once it accepts connections. Raises EpmdUnreachable if no ``epmd`` executable is
+    on PATH, EpmdError if it does not come up within ``timeout`` seconds.
+    """
+    port = epmd_port_from_env(epmd_port)
+    exe = shutil.which("epmd")
+    if exe is None:
+        raise EpmdUnreachable(
+            f"no EPMD listens on port {port} and no epmd executable is on PATH to start one "
+            "(install Erlang, start epmd, or use listen=False for outgoing connections only)"
+        )
+    proc = await asyncio.create_subprocess_exec(
+        exe, "-daemon", "-port", str(port),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    # -daemon forks and the parent exits at once; a second epmd racing for the port exits
+    # too, which is fine: all we need is that one listens.
+    await asyncio.wait_for(proc.wait(), timeout)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            _reader, writer = await _open("127.0.0.1", port, timeout)
+        except EpmdUnreachable:
+            if time.monotonic() > deadline:
+                msg = f"started {exe} -daemon -port {port}, but it does not listen"
+                raise EpmdError(msg) from None
+            await asyncio.sleep(0.02)
+            continue
+        writer.close()
+        logger.info("started epmd on port %d (none was running)", port)
+        return
 
 
 async def port_please(
@@ -98,7 +139,8 @@ class EpmdRegistration:
     ) -> EpmdRegistration:
         """Register ``name`` (name part) as listening on ``listen_port``.
 
-        Raises RegistrationError if the name is taken, EpmdError if EPMD is unreachable.
+        Raises RegistrationError if the name is taken, EpmdUnreachable if no EPMD runs,
+        EpmdError for other EPMD failures.
         """
         port = epmd_port_from_env(epmd_port)
         reader, writer = await _open(host, port, timeout)

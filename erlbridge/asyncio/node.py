@@ -38,6 +38,7 @@ from erlbridge.asyncio.rpc import (
 )
 from erlbridge.asyncio.tls import TLSAcceptor, TLSOptions, accepts_with_start_tls, tls_error
 from erlbridge.exceptions import (
+    EpmdUnreachable,
     ErlbridgeError,
     HandshakeError,
     InvalidState,
@@ -160,7 +161,9 @@ class Node:
 
     Arguments: ``cookie`` (else ``$ERLANG_COOKIE``, else ``~/.erlang.cookie``); ``hidden``
     (default True: not published, not in ``nodes()``); ``epmd_port`` (else
-    ``$ERL_EPMD_PORT``, else 4369); ``net_ticktime`` seconds; ``listen`` (accept incoming
+    ``$ERL_EPMD_PORT``, else 4369); ``start_epmd`` (default True: when no EPMD runs on that
+    port, start ``epmd -daemon`` as ``erl -name`` does; False: raise EpmdUnreachable);
+    ``net_ticktime`` seconds; ``listen`` (accept incoming
     connections and register with EPMD); ``listen_port`` (0 = any); ``max_message_size``
     bytes per incoming frame (default 256 MiB; None = unlimited; a larger frame closes the
     connection with a FramingError); ``max_mailbox`` messages per Process mailbox (default
@@ -181,6 +184,7 @@ class Node:
         cookie: str | None = None,
         hidden: bool = True,
         epmd_port: int | None = None,
+        start_epmd: bool = True,
         net_ticktime: float = 60.0,
         listen: bool = True,
         listen_host: str | None = None,
@@ -201,6 +205,7 @@ class Node:
         self._cookie = cookie
         self.hidden = hidden
         self.epmd_port = epmd_port
+        self.start_epmd = start_epmd
         self.net_ticktime = net_ticktime
         self.listen = listen
         self.listen_host = listen_host
@@ -265,10 +270,22 @@ class Node:
             return None
         return int(self._server.sockets[0].getsockname()[1])
 
+    async def _register(self, alive: str) -> epmd_client.EpmdRegistration:
+        register = epmd_client.EpmdRegistration.register
+        try:
+            return await register(alive, self.port or 0, hidden=self.hidden,
+                                  epmd_port=self.epmd_port)
+        except EpmdUnreachable:
+            if not self.start_epmd:
+                raise
+        await epmd_client.start_daemon(self.epmd_port)
+        return await register(alive, self.port or 0, hidden=self.hidden, epmd_port=self.epmd_port)
+
     async def start(self) -> None:
         """Resolve the cookie, listen, register with EPMD, create the service pids.
 
-        Raises InvalidState (no cookie), RegistrationError (name taken), EpmdError.
+        Raises InvalidState (no cookie), RegistrationError (name taken), EpmdUnreachable (no
+        EPMD and ``start_epmd`` false or no epmd executable), EpmdError.
         """
         if self._started:
             return
@@ -295,9 +312,7 @@ class Node:
                 factory, host=bind, port=self.listen_port, **server_tls
             )
             try:
-                self._registration = await epmd_client.EpmdRegistration.register(
-                    alive, self.port or 0, hidden=self.hidden, epmd_port=self.epmd_port
-                )
+                self._registration = await self._register(alive)
             except BaseException:
                 self._server.close()
                 raise

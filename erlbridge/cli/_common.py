@@ -241,7 +241,9 @@ async def open_node(conn: Connection, example_target: str | None) -> AsyncIterat
     from erlbridge.asyncio import Node  # noqa: PLC0415 (keep --help fast)
 
     name = conn.node_name(example_target)
-    node = Node(name, cookie=conn.cookie.value, hidden=True, epmd_port=conn.epmd_port)
+    # A CLI run leaves no epmd daemon behind: without one it connects out only.
+    node = Node(name, cookie=conn.cookie.value, hidden=True, epmd_port=conn.epmd_port,
+                start_epmd=False)
     try:
         try:
             await asyncio.wait_for(node.__aenter__(), conn.timeout)
