@@ -101,6 +101,9 @@ class Process:
     def mailbox_size(self) -> int:
         return self._portal.run(self._inner.mailbox_size)
 
+    def mailbox_bytes(self) -> int:
+        return self._portal.run(self._inner.mailbox_bytes)
+
 
 class Node:
     """Blocking twin of :class:`erlbridge.asyncio.Node` (same arguments)."""
@@ -119,6 +122,7 @@ class Node:
         listen_port: int = 0,
         max_message_size: int | None = 256 * 1024 * 1024,
         max_mailbox: int | None = 100_000,
+        max_mailbox_bytes: int | None = 256 * 1024 * 1024,
         setup_timeout: float = 7.0,
         connect_timeout: float = 10.0,
         rpc_method: str = "rex",
@@ -140,6 +144,7 @@ class Node:
             listen_port=listen_port,
             max_message_size=max_message_size,
             max_mailbox=max_mailbox,
+            max_mailbox_bytes=max_mailbox_bytes,
             setup_timeout=setup_timeout,
             connect_timeout=connect_timeout,
             rpc_method=rpc_method,

@@ -34,7 +34,7 @@ class ConnectionOwner(Protocol):
 
     def on_handshake_failed(self, proto: DistProtocol, exc: BaseException) -> None: ...
 
-    def on_message(self, proto: DistProtocol, message: ControlMessage) -> None: ...
+    def on_message(self, proto: DistProtocol, message: ControlMessage, size: int) -> None: ...
 
     def on_down(self, proto: DistProtocol, reason: Any) -> None: ...
 
@@ -102,8 +102,8 @@ class DistProtocol(asyncio.Protocol):
                 self.abort(exc)
                 return
             on_message = self.owner.on_message
-            for event in events:
-                on_message(self, event)
+            for event, size in zip(events, conn.frame_sizes, strict=True):
+                on_message(self, event, size)
             self.flush()
             return
         self._handshake_data(data)

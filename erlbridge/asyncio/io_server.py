@@ -85,7 +85,7 @@ class IoServer(Endpoint):
         #: io requests refused because MAX_PENDING_FORMATS were pending
         self.refused = 0
 
-    def deliver(self, message: Any) -> None:
+    def deliver(self, message: Any, size: int = 0) -> None:
         if not (type(message) is tuple and len(message) == 4 and message[0] == IO_REQUEST):
             self.node._drop(self.pid, message, "not an io request")
             return

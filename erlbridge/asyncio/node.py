@@ -143,7 +143,7 @@ class _NetKernel(Endpoint):
 
     __slots__ = ()
 
-    def deliver(self, message: Any) -> None:
+    def deliver(self, message: Any, size: int = 0) -> None:
         if (
             type(message) is tuple
             and len(message) == 3
@@ -167,9 +167,11 @@ class Node:
     connections and register with EPMD); ``listen_port`` (0 = any); ``max_message_size``
     bytes per incoming frame (default 256 MiB; None = unlimited; a larger frame closes the
     connection with a FramingError); ``max_mailbox`` messages per Process mailbox (default
-    100 000; None = unlimited): a message that would overflow a full mailbox is dropped
-    (newest first: the mailbox keeps its oldest messages), counted in :attr:`dropped` and
-    in ``Process.overflowed``, and logged (the first drop and every 10 000th);
+    100 000; None = unlimited) and ``max_mailbox_bytes`` (default 256 MiB; None = unlimited)
+    of messages from remote nodes, counted as their frames' sizes on the wire: a message
+    that would overflow either bound is dropped (newest first: the mailbox keeps its oldest
+    messages), counted in :attr:`dropped` and in ``Process.overflowed``, and logged (the
+    first drop and every 10 000th);
     ``setup_timeout`` seconds for a handshake (OTP's net_setuptime); ``output`` receives
     ``(pid, text)`` printed by remote processes whose group leader is this node (default:
     logged); ``logger``;
@@ -191,6 +193,7 @@ class Node:
         listen_port: int = 0,
         max_message_size: int | None = 256 * 1024 * 1024,
         max_mailbox: int | None = 100_000,
+        max_mailbox_bytes: int | None = 256 * 1024 * 1024,
         setup_timeout: float = 7.0,
         connect_timeout: float = 10.0,
         rpc_method: str = "rex",
@@ -212,6 +215,9 @@ class Node:
         self.listen_port = listen_port
         self.max_message_size = max_message_size
         self.max_mailbox = max_mailbox
+        self.max_mailbox_bytes = max_mailbox_bytes
+        #: frame size of the control message being dispatched (see on_message)
+        self._frame_size = 0
         self.setup_timeout = setup_timeout
         self.connect_timeout = connect_timeout
         if rpc_method not in ("rex", "erpc"):
@@ -799,7 +805,8 @@ class Node:
 
     # -- incoming --------------------------------------------------------------------------
 
-    def on_message(self, proto: DistProtocol, msg: c.ControlMessage) -> None:
+    def on_message(self, proto: DistProtocol, msg: c.ControlMessage, size: int = 0) -> None:
+        """Dispatch one control message; ``size`` is its frame's size (mailbox accounting)."""
         cls = type(msg)
         if cls is c.SendSender or cls is c.Send:
             try:
@@ -810,7 +817,7 @@ class Node:
             if endpoint is None:
                 self._drop(msg.to_pid, None, "no such pid")  # type: ignore[union-attr]
             else:
-                endpoint.deliver(msg.message)  # type: ignore[union-attr]
+                endpoint.deliver(msg.message, size)  # type: ignore[union-attr]
             return
         handler = _HANDLERS.get(cls)
         if handler is None:
@@ -830,6 +837,7 @@ class Node:
                 ProtocolError(f"{cls.__name__} from {proto.peer_node} claims sender {sender!r}")
             )
             return
+        self._frame_size = size
         try:
             handler(self, proto, msg)
         except (TypeError, AttributeError, ValueError) as exc:
@@ -843,14 +851,14 @@ class Node:
         if endpoint is None:
             self._drop(msg.to_name, msg.message, "no such registered name")
         else:
-            endpoint.deliver(msg.message)
+            endpoint.deliver(msg.message, self._frame_size)
 
     def _on_alias_send(self, proto: DistProtocol, msg: c.AliasSend) -> None:
         endpoint = self._aliases.get(msg.alias)
         if endpoint is None:
             self._drop(msg.alias, msg.message, "no such alias")
         else:
-            endpoint.deliver(msg.message)
+            endpoint.deliver(msg.message, self._frame_size)
 
     def _on_link(self, proto: DistProtocol, msg: c.Link) -> None:
         endpoint = self._endpoints.get(msg.to_pid)
@@ -936,7 +944,7 @@ class Node:
         if endpoint is None:
             self._drop(msg.to, msg.message, "no such destination")
         else:
-            endpoint.deliver(msg.message)
+            endpoint.deliver(msg.message, self._frame_size)
 
     # -- links, monitors, exits (called by Process) ---------------------------------------
 

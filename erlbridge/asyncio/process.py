@@ -69,7 +69,8 @@ class Endpoint:
         #: monitors on us: ref -> monitoring pid
         self.monitored_by: dict[Reference, Pid] = {}
 
-    def deliver(self, message: Any) -> None:
+    def deliver(self, message: Any, size: int = 0) -> None:
+        """Take ``message``; ``size`` is its frame's size on the wire (0: a local send)."""
         raise NotImplementedError
 
     def exit_signal(self, sender: Any, reason: Any, *, linked: bool) -> None:
@@ -88,7 +89,16 @@ class Process(Endpoint):
     Not thread-safe: use it from the node's event loop (the blocking facade does this).
     """
 
-    __slots__ = ("_mailbox", "_waiters", "exit_reason", "name", "overflowed", "trap_exit")
+    __slots__ = (
+        "_mailbox",
+        "_mailbox_bytes",
+        "_sizes",
+        "_waiters",
+        "exit_reason",
+        "name",
+        "overflowed",
+        "trap_exit",
+    )
 
     def __init__(
         self, node: Node, pid: Pid, *, name: str | None = None, trap_exit: bool = False
@@ -98,7 +108,11 @@ class Process(Endpoint):
         self.trap_exit = trap_exit
         self.exit_reason: Any = None
         self._mailbox: deque[Any] = deque()
-        #: messages dropped because the mailbox held ``node.max_mailbox`` messages
+        # wire sizes of the mailbox's messages, index for index, and their sum
+        self._sizes: deque[int] = deque()
+        self._mailbox_bytes = 0
+        #: messages dropped because the mailbox was full (``node.max_mailbox`` messages or
+        #: ``node.max_mailbox_bytes`` bytes)
         self.overflowed = 0
         self._waiters: list[tuple[Callable[[Any], bool] | None, asyncio.Future[Any]]] = []
 
@@ -117,7 +131,7 @@ class Process(Endpoint):
 
     # -- mailbox ---------------------------------------------------------------------
 
-    def deliver(self, message: Any) -> None:
+    def deliver(self, message: Any, size: int = 0) -> None:
         if self.exit_reason is not None:
             return
         for i, (match, fut) in enumerate(self._waiters):
@@ -127,35 +141,49 @@ class Process(Endpoint):
                 del self._waiters[i]
                 fut.set_result(message)
                 return
-        limit = self.node.max_mailbox
-        if limit is not None and len(self._mailbox) >= limit:
+        node = self.node
+        count_limit, byte_limit = node.max_mailbox, node.max_mailbox_bytes
+        if (count_limit is not None and len(self._mailbox) >= count_limit) or (
+            byte_limit is not None and size and self._mailbox_bytes + size > byte_limit
+        ):
             # Overflow policy (documented on Node): drop the newest message, count it,
             # log the first drop and every 10 000th; the mailbox keeps its oldest messages.
             if self.overflowed % 10_000 == 0:
                 logger.warning(
-                    "mailbox of %s is full (%d messages): dropping new messages (%d so far)",
+                    "mailbox of %s is full (%d messages, %d bytes): dropping new messages "
+                    "(%d so far)",
                     self.pid,
-                    limit,
+                    len(self._mailbox),
+                    self._mailbox_bytes,
                     self.overflowed + 1,
                 )
             self.overflowed += 1
-            self.node.dropped += 1
+            node.dropped += 1
             return
         self._mailbox.append(message)
+        self._sizes.append(size)
+        self._mailbox_bytes += size
 
     def mailbox_size(self) -> int:
         return len(self._mailbox)
+
+    def mailbox_bytes(self) -> int:
+        """Wire bytes of the messages waiting in the mailbox (remote messages only)."""
+        return self._mailbox_bytes
 
     def receive_nowait(self, match: Callable[[Any], bool] | None = None) -> Any:
         """Take the first (matching) message; raises LookupError if there is none."""
         self._check()
         if match is None:
             if self._mailbox:
+                self._mailbox_bytes -= self._sizes.popleft()
                 return self._mailbox.popleft()
         else:
             for i, message in enumerate(self._mailbox):
                 if match(message):
                     del self._mailbox[i]
+                    self._mailbox_bytes -= self._sizes[i]
+                    del self._sizes[i]
                     return message
         raise LookupError("no matching message")
 
@@ -187,7 +215,9 @@ class Process(Endpoint):
         except asyncio.CancelledError:
             if _delivered(fut):
                 # delivered in the same iteration as the cancellation: keep the message
+                # (it never counted against the bounds: it went straight to the waiter)
                 self._mailbox.appendleft(fut.result())
+                self._sizes.appendleft(0)
             raise
         finally:
             if entry in self._waiters:
@@ -219,9 +249,14 @@ class Process(Endpoint):
     def demonitor(self, ref: Reference) -> None:
         """Remove a monitor; no DownMessage for it will arrive later (flushed)."""
         self.node._demonitor(self, ref)
-        self._mailbox = deque(
-            m for m in self._mailbox if not (isinstance(m, DownMessage) and m.ref == ref)
-        )
+        kept = [
+            (m, n)
+            for m, n in zip(self._mailbox, self._sizes, strict=True)
+            if not (isinstance(m, DownMessage) and m.ref == ref)
+        ]
+        self._mailbox = deque(m for m, _ in kept)
+        self._sizes = deque(n for _, n in kept)
+        self._mailbox_bytes = sum(self._sizes)
 
     def exit(self, pid: Pid, reason: Any) -> None:
         """Send an exit signal to ``pid`` (``erlang:exit/2``)."""
@@ -258,6 +293,8 @@ class Process(Endpoint):
             if not fut.done():
                 fut.set_exception(ProcessExited(self.pid, reason))
         self._mailbox.clear()
+        self._sizes.clear()
+        self._mailbox_bytes = 0
         self.node._process_exited(self, reason)
 
 

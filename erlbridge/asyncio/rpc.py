@@ -104,7 +104,7 @@ class RpcEndpoint(Endpoint):
         super().__init__(node, pid)
         self.calls: dict[Reference, asyncio.Future[Any]] = {}
 
-    def deliver(self, message: Any) -> None:
+    def deliver(self, message: Any, size: int = 0) -> None:
         if type(message) is tuple and len(message) == 2:
             fut = self.calls.pop(message[0], None)
             if fut is not None:
@@ -181,7 +181,7 @@ class CaptureEndpoint(Endpoint):
         self.future = future
         self.chunks: list[bytes] = []
 
-    def deliver(self, message: Any) -> None:
+    def deliver(self, message: Any, size: int = 0) -> None:
         if type(message) is tuple and len(message) == 2:
             if message[0] == REX_STDOUT and isinstance(message[1], bytes):
                 self.chunks.append(message[1])

@@ -48,6 +48,7 @@ class DistConnection:
         "_read_since_timer",
         "_wrote_since_timer",
         "flags",
+        "frame_sizes",
         "max_message_size",
         "net_ticktime",
         "next_timer_at",
@@ -74,6 +75,8 @@ class DistConnection:
         self.net_ticktime = net_ticktime
         self.tick_intensity = tick_intensity
         self.max_message_size = max_message_size
+        #: sizes (bytes) of the frames behind the messages the last receive_data returned
+        self.frame_sizes: list[int] = []
         self._chunks: list[bytes] = []
         self._chunks_len = 0
         self._need = 4
@@ -91,7 +94,8 @@ class DistConnection:
     # -- receiving --------------------------------------------------------------------
 
     def receive_data(self, data: bytes) -> list[ControlMessage]:
-        """Feed bytes; return every control message completed by them.
+        """Feed bytes; return every control message completed by them (their frame sizes,
+        in the same order, are in :attr:`frame_sizes` until the next call).
 
         Raises FramingError for an oversized or malformed frame and ProtocolError for an
         undecodable control message; the connection must then be closed.
@@ -99,6 +103,8 @@ class DistConnection:
         if not data:
             return []
         self._read_since_timer = True
+        sizes: list[int] = []
+        self.frame_sizes = sizes
         if self._chunks:
             # A partial frame is pending: only join once enough bytes are there, so a
             # 10 MB frame arriving in 64 KiB pieces is joined once, not quadratically.
@@ -129,6 +135,7 @@ class DistConnection:
                 self._need = 4 + size
                 break
             events.append(self._parse_frame(data, pos + 4, pos + 4 + size))
+            sizes.append(size)
             pos += 4 + size
         if pos < end:
             rest = data[pos:] if pos else data

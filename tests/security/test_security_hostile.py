@@ -326,6 +326,48 @@ def test_security_mailbox_flood_is_bounded(
     run(body())
 
 
+def test_security_mailbox_bytes_bound_large_messages(epmd_port: int) -> None:
+    """Few but large messages: the byte bound (wire size) holds where the count bound
+    would not; taking messages out frees room for new ones."""
+
+    async def body() -> None:
+        async with make_node(epmd_port, max_mailbox_bytes=1_000_000) as node:
+            proc = node.process("bigsink")
+            _reader, writer = await authenticated(node)
+            blob = b"x" * 100_000
+            frames = [
+                frame(b"p" + encode((6, EVIL, Atom(""), Atom("bigsink"))) + encode((i, blob)))
+                for i in range(40)
+            ]
+            size = len(frames[0]) - 4
+            writer.write(b"".join(frames))
+            await writer.drain()
+            async with asyncio.timeout(30 * FACTOR):
+                while proc.overflowed + proc.mailbox_size() < 40:
+                    await asyncio.sleep(0.05)
+            kept = 1_000_000 // size
+            assert proc.mailbox_size() == kept and proc.overflowed == 40 - kept
+            assert proc.mailbox_bytes() == kept * size <= 1_000_000
+            assert [proc.receive_nowait()[0] for _ in range(2)] == [0, 1]
+            assert proc.mailbox_bytes() == (kept - 2) * size
+            # selective receive frees the right entry's bytes
+            assert proc.receive_nowait(lambda m: m[0] == kept - 1)[0] == kept - 1
+            assert proc.mailbox_bytes() == (kept - 3) * size
+            writer.write(b"".join(frames[:3]))
+            await writer.drain()
+            async with asyncio.timeout(30 * FACTOR):
+                while proc.mailbox_size() < kept:
+                    await asyncio.sleep(0.05)
+            assert proc.mailbox_bytes() == kept * size and proc.overflowed == 40 - kept
+            # local sends carry no wire size: not held back by the byte bound
+            node.send("bigsink", "local")
+            assert proc.mailbox_size() == kept + 1
+            writer.close()
+            await still_serves(node)
+
+    run(body())
+
+
 def test_security_hostile_server_when_dialling(epmd_port: int) -> None:
     """Dialling a fake node that answers garbage, or nothing: typed errors, no hang."""
 
