@@ -2,7 +2,7 @@
 # erlbridge's test command (README "Run the tests"; .ci/run calls it).
 #
 # On a fresh Debian machine, as root, it installs what is missing (erlang-nox,
-# erlang-dev, erlang-src, rebar3, docker.io, mmdebstrap, python3-venv), creates the
+# erlang-dev, erlang-src, rebar3, docker.io, docker-compose, mmdebstrap, python3-venv), creates the
 # venv (.venv, pip install -e '.[dev]'), starts dockerd when no engine answers, builds
 # the OTP base images and node images (cached), builds the fixture releases, runs the
 # linters and the whole pytest suite on both backends (local + docker OTP 25, 27, 29),
@@ -55,6 +55,7 @@ install_packages() {
   ls /usr/lib/erlang/lib/sasl-*/src >/dev/null 2>&1 || missing+=(erlang-src)
   command -v rebar3 >/dev/null || missing+=(rebar3)
   command -v dockerd >/dev/null || missing+=(docker.io)
+  command -v docker-compose >/dev/null || missing+=(docker-compose)
   command -v mmdebstrap >/dev/null || missing+=(mmdebstrap)
   command -v python3 >/dev/null || missing+=(python3)
   python3 -c "import venv, ensurepip" >/dev/null 2>&1 || missing+=(python3-venv)
