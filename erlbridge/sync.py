@@ -255,6 +255,10 @@ class Node:
         self._ensure()
         self._portal.run(self._inner.send, dest, message)
 
+    def drain(self, node: str | None = None, *, timeout: float | None = None) -> None:
+        self._ensure()
+        self._portal.call(self._inner.drain(node, timeout=timeout))
+
     def process(self, name: str | None = None, *, trap_exit: bool = False) -> Process:
         self._ensure()
         return Process(

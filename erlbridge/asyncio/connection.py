@@ -252,7 +252,10 @@ class DistProtocol(asyncio.Protocol):
                 self.transport.write(data)
 
     async def drain(self) -> None:
-        """Wait while the transport's write buffer is above its high-water mark."""
+        """Hand queued output to the transport, then wait while its write buffer is above
+        its high-water mark."""
+        if self._flush_scheduled:
+            self.flush()
         if self._paused and not self._closed:
             waiter: asyncio.Future[None] = self._loop.create_future()
             self._drain_waiters.append(waiter)

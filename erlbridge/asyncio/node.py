@@ -8,6 +8,7 @@ messages to unknown pids or names are dropped and counted (:attr:`Node.dropped`)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 import logging
@@ -787,6 +788,37 @@ class Node:
         assert self._rpc is not None, "node not started"
         self._require_started()
         self._route(self._rpc.pid, dest, message)
+
+    async def drain(self, node: str | None = None, *, timeout: float | None = None) -> None:
+        """Flow control for sends: wait until what was sent to ``node`` (every connected
+        node if None) fits under the connection's write-buffer high-water mark.
+
+        ``send`` never blocks (as in Erlang); a producer of many or large messages awaits
+        this between sends so a slow reader cannot grow our memory. A connection still
+        being set up is waited for first (messages queued meanwhile go out when it is up);
+        a connection that fails or closes ends the wait (it shows as a nodedown). Raises
+        Timeout after ``timeout`` seconds.
+        """
+        self._require_started()
+        if node is None:
+            peers = list(self._peers.values())
+        else:
+            peer = self._peers.get(self._target(node))
+            peers = [] if peer is None else [peer]
+
+        async def wait() -> None:
+            for peer in peers:
+                if not peer.up and not peer.connected.done():
+                    with contextlib.suppress(Exception):
+                        await asyncio.shield(peer.connected)
+                if peer.proto is not None:
+                    await peer.proto.drain()
+
+        try:
+            async with asyncio.timeout(timeout):
+                await wait()
+        except TimeoutError as exc:
+            raise Timeout(f"draining sends to {node or 'every node'}", timeout) from exc
 
     def _reply_gen_call(self, from_pid: Pid, frm: Any, reply: Any) -> None:
         """``gen:reply/2`` for a ``{To, Tag}`` From (alias tags are answered by alias)."""

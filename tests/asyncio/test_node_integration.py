@@ -403,6 +403,38 @@ def test_ten_megabyte_messages(
     run(body())
 
 
+def test_drain_is_flow_control_for_sends(erl_backend: LocalErlBackend) -> None:
+    """A stopped reader: sends pile up in our buffer, drain() waits (Timeout), and returns
+    once the reader reads again; every message arrives."""
+    slow = erl_backend.start_node("slowreader", net_ticktime=60)
+
+    async def body() -> None:
+        async with make_node(erl_backend) as node:
+            proc = node.process()
+            await node.drain(slow.name, timeout=5)  # no connection yet: nothing to wait for
+            await load_helpers(node, slow.name, erl_backend.beam_for(slow))
+            sink = await node.rpc(slow.name, "eb_test", "start_sink", [], timeout=10)
+            assert isinstance(sink, Pid)
+            slow.pause()
+            try:
+                blob = b"z" * 1_000_000
+                for _ in range(40):
+                    proc.send(sink, blob)
+                with pytest.raises(Timeout):
+                    await node.drain(slow.name, timeout=scaled(1))
+            finally:
+                slow.resume()
+            await node.drain(slow.name, timeout=scaled(30))
+            await node.drain(timeout=scaled(30))  # every node
+            got = await node.rpc(slow.name, "eb_test", "sink_count", [sink], timeout=30)
+            assert got == 40
+
+    try:
+        run(body())
+    finally:
+        slow.stop()
+
+
 def test_max_message_size_drops_connection(erl_backend: LocalErlBackend, erl_node: ErlNode) -> None:
     async def body() -> None:
         async with make_node(erl_backend, max_message_size=1_000_000) as node:

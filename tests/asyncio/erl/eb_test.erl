@@ -2,7 +2,8 @@
 %% so they work on local and container nodes alike).
 -module(eb_test).
 -export([wait_forever/0, echo/0, start_echo/1, link_and_report/2, monitor_and_report/2,
-         print/1, big_binary/1, sleep_then/2, send_after_connect/2, trap_and_wait/0]).
+         print/1, big_binary/1, sleep_then/2, send_after_connect/2, trap_and_wait/0,
+         start_sink/0, sink_count/1]).
 
 wait_forever() ->
     receive stop -> ok end.
@@ -61,3 +62,18 @@ send_after_connect(Node, Name) ->
     true = net_kernel:connect_node(Node),
     {Name, Node} ! {hello_from, node()},
     ok.
+
+%% A process that counts the messages it receives; sink_count/1 asks it.
+start_sink() ->
+    spawn(fun() -> sink(0) end).
+
+sink(N) ->
+    receive
+        {count, From, Ref} -> From ! {Ref, N}, sink(N);
+        _ -> sink(N + 1)
+    end.
+
+sink_count(Sink) ->
+    Ref = make_ref(),
+    Sink ! {count, self(), Ref},
+    receive {Ref, N} -> N after 10000 -> timeout end.
