@@ -4,12 +4,24 @@
 A hand-written scanner plus a recursive-descent parser with a nesting limit, so hostile
 text gives a ``TermSyntaxError`` (with 1-based line and column), never a
 ``RecursionError``.
+
+Binaries follow ``erl_parse:normalise/1`` and ``eval_bits`` (OTP 25): every segment form
+a literal term can hold (integer, float, binary/bits/bytes, utf8/16/32, sizes, units,
+signedness, endianness, nested binaries, parenthesised values) builds the same bits, and
+every form they refuse (e.g. ``<<"a"/binary>>``, ``<<1.5:24/float>>``, ``<<1/unit:8>>``)
+is a ``TermSyntaxError``. ``native`` endianness is the byte order of the machine running
+Python (``sys.byteorder``): what ``erl`` on the same machine does; a big-endian Erlang
+node would read such a segment differently.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import re
+import struct
+import sys
+from dataclasses import dataclass
 from typing import Any
 
 from erlbridge.exceptions import TermSyntaxError
@@ -62,24 +74,31 @@ _SIMPLE_ESCAPES = {
 #: never hold binaries this large, so a larger size is a TermSyntaxError.
 _MAX_BINARY_BITS = 1 << 27
 
-_BIT_TYPES = frozenset(
-    [
-        "integer",
-        "float",
-        "binary",
-        "bytes",
-        "bitstring",
-        "bits",
-        "utf8",
-        "utf16",
-        "utf32",
-        "signed",
-        "unsigned",
-        "big",
-        "little",
-        "native",
-    ]
-)
+#: Everything the whole text may build from segment sizes, beyond its own length: a
+#: few characters such as ``[<<1:134217728>>, <<1:134217728>>, ...]`` must not add up
+#: to gigabytes either.
+_BUDGET_BITS = _MAX_BINARY_BITS
+
+#: What each bit type word sets, as in ``erl_bits``: ``bytes`` and ``bits`` set the
+#: unit too; two words that set one field differently conflict (``big-little``).
+_TYPE_WORDS: dict[str, tuple[tuple[str, str | int], ...]] = {
+    "integer": (("type", "integer"),),
+    "float": (("type", "float"),),
+    "binary": (("type", "binary"),),
+    "bytes": (("type", "binary"), ("unit", 8)),
+    "bitstring": (("type", "binary"), ("unit", 1)),
+    "bits": (("type", "binary"), ("unit", 1)),
+    "utf8": (("type", "utf8"),),
+    "utf16": (("type", "utf16"),),
+    "utf32": (("type", "utf32"),),
+    "signed": (("sign", "signed"),),
+    "unsigned": (("sign", "unsigned"),),
+    "big": (("endian", "big"),),
+    "little": (("endian", "little"),),
+    "native": (("endian", "native"),),
+}
+_FLOAT_FORMATS = {16: "e", 32: "f", 64: "d"}
+_UTF_TYPES = ("utf8", "utf16", "utf32")
 
 
 def _to_int(digits: str, base: int) -> int:
@@ -102,11 +121,73 @@ class _Token:
         self.pos = pos
 
 
+@dataclass(frozen=True, slots=True)
+class _Segment:
+    """A segment's type after the ``erl_bits`` defaults; ``pos`` and ``size_pos`` are
+    where errors about its value and its size point."""
+
+    kind: str  # integer, float, binary, utf8, utf16 or utf32
+    size: Any  # as written: an int, or Atom("all") for a binary without a size
+    unit: int
+    endian: str  # big or little (native is resolved)
+    pos: int
+    size_pos: int
+
+
+class _Bits:
+    """A growing bitstring: whole bytes plus fewer than 8 pending bits, so appending
+    a segment costs its own size, not the size built so far."""
+
+    __slots__ = ("data", "pending", "pending_bits")
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.pending = 0
+        self.pending_bits = 0
+
+    @property
+    def size(self) -> int:
+        return 8 * len(self.data) + self.pending_bits
+
+    def add(self, value: int, bits: int) -> None:
+        """Append the ``bits`` low bits of ``value`` (0 <= value < 2**bits)."""
+        value |= self.pending << bits
+        whole, rest = divmod(self.pending_bits + bits, 8)
+        if whole:
+            self.data += (value >> rest).to_bytes(whole, "big")
+            value &= (1 << rest) - 1
+        self.pending = value
+        self.pending_bits = rest
+
+    def add_bytes(self, data: bytes) -> None:
+        if self.pending_bits:
+            self.add(int.from_bytes(data, "big"), 8 * len(data))
+        else:
+            self.data += data
+
+    def result(self) -> bytes | BitString:
+        if not self.pending_bits:
+            return bytes(self.data)
+        last = self.pending << (8 - self.pending_bits)
+        return BitString(bytes(self.data) + bytes((last,)), self.pending_bits)
+
+
+def _is_atom(term: Any, name: str) -> bool:
+    return isinstance(term, Atom) and term == name
+
+
+def _bit_length(value: bytes | BitString) -> int:
+    if isinstance(value, BitString):
+        return 8 * len(value.data) - 8 + value.bits
+    return 8 * len(value)
+
+
 class _Parser:
     def __init__(self, text: str) -> None:
         self.text = text
         self.tokens = self._scan()
         self.i = 0
+        self.budget = _BUDGET_BITS + 8 * len(text)
 
     # -- errors ---------------------------------------------------------------------
 
@@ -290,10 +371,7 @@ class _Parser:
         if kind == "punct":
             value = token.value
             if value in ("-", "+"):
-                number = self.next()
-                if number.kind not in ("int", "float", "char"):
-                    raise self.error(f"expected a number after {value!r}", number.pos)
-                return -number.value if value == "-" else number.value
+                return self.signed_number(value)
             if value == "{":
                 return tuple(self.sequence("}", depth))
             if value == "[":
@@ -301,7 +379,11 @@ class _Parser:
             if value == "#{":
                 return self.parse_map(depth)
             if value == "<<":
-                return self.binary()
+                return self.binary(depth)
+            if value == "(":
+                inner = self.term(depth + 1)
+                self.expect(")")
+                return inner
         raise self.error("expected a term", token.pos)
 
     def strings(self, first: str) -> str:
@@ -390,103 +472,191 @@ class _Parser:
             raise self.error("expected an arity 0..255", arity.pos)
         return ExportFun(Atom(module.value), Atom(function.value), arity.value)
 
-    def binary(self) -> bytes | BitString:
-        acc = 0
-        bits = 0
+    def binary(self, depth: int) -> bytes | BitString:
+        out = _Bits()
         if self.at(">>"):
             self.next()
             return b""
         while True:
-            value, size = self.segment()
-            bits += size
-            if bits > _MAX_BINARY_BITS:
+            self.segment(out, depth)
+            if out.size > _MAX_BINARY_BITS:
                 raise self.error("binary too large", self.peek().pos)
-            acc = (acc << size) | value
             if self.at(","):
                 self.next()
                 continue
             self.expect(">>")
-            break
-        whole, rest = divmod(bits, 8)
-        if rest == 0:
-            return acc.to_bytes(whole, "big")
-        return BitString((acc << (8 - rest)).to_bytes(whole + 1, "big"), rest)
+            return out.result()
 
-    def segment(self) -> tuple[int, int]:
-        """One ``Value[:Size][/Types]`` segment as (unsigned value, size in bits)."""
-        token = self.next()
-        negative = False
-        if token.kind == "punct" and token.value == "-":
-            negative = True
-            token = self.next()
-        if token.kind == "string":
-            text: str | None = self.strings(token.value)
-        elif token.kind in ("int", "char"):
-            text = None
+    def segment(self, out: _Bits, depth: int) -> None:
+        """Append one ``Value[:Size][/Types]`` segment to ``out``, as ``eval_bits``
+        builds it in ``erl_parse:normalise/1``."""
+        start = self.peek()
+        if start.kind == "punct" and start.value in ("-", "+"):
+            # bit_expr -> prefix_op expr_max: only numbers take a sign in a term.
+            self.next()
+            value: Any = self.signed_number(start.value)
         else:
-            raise self.error("expected an integer or a string in a binary", token.pos)
-        size: int | None = None
-        types: list[str] = []
+            value = self.term(depth + 1)
+        size: Any = None
+        size_pos = start.pos
         if self.at(":"):
             self.next()
-            size_token = self.next()
-            if size_token.kind != "int":
-                raise self.error("expected a segment size", size_token.pos)
-            size = size_token.value
-            if size > _MAX_BINARY_BITS:
-                # Checked before packing: the value would be masked to `size` bits, and a
-                # hostile size must be an error, not a gigantic integer (MemoryError).
-                raise self.error("binary segment too large", size_token.pos)
+            size_pos = self.peek().pos
+            if self.at("-") or self.at("+"):  # bit_size_expr is an expr_max
+                raise self.error("expected a segment size", size_pos)
+            size = self.term(depth + 1)
+        segment = self.segment_type(size, start.pos, size_pos)
+        if isinstance(value, ErlString):
+            # A string is one segment per character; the type applies to each.
+            if segment.kind == "binary":
+                raise self.error('a string is not a binary: write <<"...">> inside', start.pos)
+            codes = list(value)
+            plain = _Segment("integer", 8, 1, "big", start.pos, size_pos)
+            if type(segment.size) is int and segment == plain:
+                self.spend(8 * len(codes), start.pos)
+                out.add_bytes(bytes(code & 0xFF for code in codes))
+                return
+            if not codes:  # erl still checks the type against a 0
+                self.pack(_Bits(), 0, segment)
+            for code in codes:
+                self.pack(out, code, segment)
+            return
+        self.pack(out, value, segment)
+
+    def signed_number(self, sign: str) -> int | float:
+        """The number after a unary ``-`` or ``+``, maybe in parentheses: ``-(1)``."""
+        opened = 0
+        while self.at("("):
+            self.next()
+            opened += 1
+        number = self.next()
+        if number.kind not in ("int", "float", "char"):
+            raise self.error(f"expected a number after {sign!r}", number.pos)
+        for _ in range(opened):
+            self.expect(")")
+        value: int | float = number.value
+        return -value if sign == "-" else value
+
+    def segment_type(self, size: Any, pos: int, size_pos: int) -> _Segment:
+        """Read ``/Types`` and apply the ``erl_bits`` defaults (size ``all`` for a
+        binary without one)."""
+        fields: dict[str, str | int] = {}
         if self.at("/"):
             self.next()
             while True:
-                type_token = self.next()
-                if type_token.kind != "atom" or type_token.value not in _BIT_TYPES:
-                    raise self.error("expected a bit type", type_token.pos)
-                types.append(type_token.value)
+                token = self.next()
+                if token.kind != "atom":
+                    raise self.error("expected a bit type", token.pos)
+                settings = _TYPE_WORDS.get(token.value)
+                if self.at(":"):
+                    self.next()
+                    number = self.next()
+                    if number.kind != "int":
+                        raise self.error("expected a unit", number.pos)
+                    if token.value != "unit" or not 1 <= number.value <= 256:
+                        raise self.error(f"bad bit type {token.value}:{number.value}", token.pos)
+                    settings = (("unit", number.value),)
+                if settings is None:
+                    raise self.error(f"unknown bit type {token.value!r}", token.pos)
+                for field, setting in settings:
+                    old = fields.setdefault(field, setting)
+                    if old != setting:
+                        prefix = "unit:" if field == "unit" else ""
+                        raise self.error(
+                            f"bit types {prefix}{old} and {prefix}{setting} conflict", token.pos
+                        )
                 if not self.at("-"):
                     break
                 self.next()
-        little = "little" in types
-        if text is not None:
-            codes = [ord(c) for c in text]
-            return self.pack_codes(codes, size, types, little, token)
-        value = -token.value if negative else token.value
-        return self.pack_int(value, size, types, little, token)
+        kind = str(fields.get("type", "integer"))
+        unit: Any = fields.get("unit")
+        endian = str(fields.get("endian", "big"))
+        if endian == "native":
+            endian = sys.byteorder
+        if kind in _UTF_TYPES:
+            # erl_bits allows no size (but the atom `undefined`) and no unit.
+            if (size is not None and not _is_atom(size, "undefined")) or unit is not None:
+                raise self.error(f"a {kind} segment takes no size or unit", size_pos)
+            return _Segment(kind, None, 1, endian, pos, size_pos)
+        if size is None:
+            if kind == "binary":
+                size = Atom("all")
+            elif unit is not None:
+                raise self.error(f"a unit needs a size ({kind} segment)", size_pos)
+            else:
+                size = 64 if kind == "float" else 8
+        if unit is None:
+            unit = 8 if kind == "binary" else 1
+        return _Segment(kind, size, unit, endian, pos, size_pos)
 
-    def pack_codes(
-        self, codes: list[int], size: int | None, types: list[str], little: bool, token: _Token
-    ) -> tuple[int, int]:
-        acc = 0
-        total = 0
-        for code in codes:
-            value, bits = self.pack_int(code, size, types, little, token)
-            acc = (acc << bits) | value
-            total += bits
-        return acc, total
+    def spend(self, bits: int, pos: int) -> None:
+        if bits > _MAX_BINARY_BITS:
+            # Checked before packing: a hostile size must be an error, not a gigantic
+            # integer (MemoryError).
+            raise self.error("binary segment too large", pos)
+        self.budget -= bits
+        if self.budget < 0:
+            raise self.error("binaries too large in total", pos)
 
-    def pack_int(
-        self, value: int, size: int | None, types: list[str], little: bool, token: _Token
-    ) -> tuple[int, int]:
-        for encoding in ("utf8", "utf16", "utf32"):
-            if encoding in types:
-                if size is not None:
-                    raise self.error(f"a {encoding} segment takes no size", token.pos)
-                codec = encoding.replace("utf", "utf-")
-                if encoding != "utf8":
-                    codec += "-le" if little else "-be"
-                try:
-                    raw = chr(value).encode(codec)
-                except (ValueError, UnicodeEncodeError, OverflowError):
-                    raise self.error(f"not a code point for {encoding}", token.pos) from None
-                return int.from_bytes(raw, "big"), 8 * len(raw)
-        if "float" in types or any(t in types for t in ("binary", "bytes", "bitstring", "bits")):
-            raise self.error("only integer and utf segments are supported", token.pos)
-        bits = 8 if size is None else size
-        value &= (1 << bits) - 1
-        if little and bits % 8 == 0:
-            value = int.from_bytes(value.to_bytes(bits // 8, "big"), "little")
-        return value, bits
+    def pack(self, out: _Bits, value: Any, segment: _Segment) -> None:
+        """Append ``value`` as one segment, or raise where ``eval_bits`` fails."""
+        kind, size, unit = segment.kind, segment.size, segment.unit
+        pos, size_pos = segment.pos, segment.size_pos
+        is_int = type(value) is int  # bool is an atom in Erlang
+        if kind in _UTF_TYPES:
+            if not is_int or not (0 <= value <= 0x10FFFF) or 0xD800 <= value <= 0xDFFF:
+                raise self.error(f"not a code point for {kind}", pos)
+            codec = kind.replace("utf", "utf-")
+            if kind != "utf8":
+                codec += "-le" if segment.endian == "little" else "-be"
+            out.add_bytes(chr(value).encode(codec))
+            return
+        if _is_atom(size, "all") and kind == "binary":
+            if not isinstance(value, bytes | BitString):
+                raise self.error("a binary segment needs a binary value", pos)
+            bits = _bit_length(value)
+            if bits % unit:
+                raise self.error(f"binary of {bits} bits is not a multiple of unit {unit}", pos)
+        else:
+            if type(size) is not int or size < 0:
+                raise self.error("segment size must be a non-negative integer", size_pos)
+            bits = size * unit
+        if kind == "binary":
+            if not isinstance(value, bytes | BitString):
+                raise self.error("a binary segment needs a binary value", pos)
+            have = _bit_length(value)
+            if have < bits:
+                raise self.error(f"binary of {have} bits is shorter than {bits}", pos)
+            # Copies of text the parser already built: nothing to spend.
+            if isinstance(value, bytes) and bits % 8 == 0:
+                out.add_bytes(value[: bits // 8])
+            else:
+                data = value.data if isinstance(value, BitString) else value
+                out.add(int.from_bytes(data, "big") >> (8 * len(data) - bits), bits)
+            return
+        if kind == "float":
+            if bits not in _FLOAT_FORMATS:
+                raise self.error(f"a float segment is 16, 32 or 64 bits, not {bits}", size_pos)
+            if not is_int and type(value) is not float:
+                raise self.error("a float segment needs a number value", pos)
+            try:
+                number = float(value)
+            except OverflowError:
+                raise self.error("integer too large for a float", pos) from None
+            self.spend(bits, pos)
+            out.add_bytes(_pack_float(number, bits, segment.endian == "little"))
+            return
+        if not is_int:
+            raise self.error("an integer segment needs an integer value", pos)
+        self.spend(bits, size_pos)
+        value &= (1 << bits) - 1  # two's complement, whatever the signedness
+        if segment.endian == "little":
+            # Least significant byte first; a last partial byte holds the top bits.
+            whole, rest = divmod(bits, 8)
+            out.add_bytes((value & ((1 << 8 * whole) - 1)).to_bytes(whole, "little"))
+            out.add(value >> 8 * whole, rest)
+        else:
+            out.add(value, bits)
 
     def terms(self) -> list[Any]:
         result = []
@@ -498,11 +668,20 @@ class _Parser:
         return result
 
 
+def _pack_float(value: float, bits: int, little: bool) -> bytes:
+    fmt = ("<" if little else ">") + _FLOAT_FORMATS[bits]
+    try:
+        return struct.pack(fmt, value)
+    except OverflowError:  # too large for 16 or 32 bits: erl rounds to infinity, as C does
+        return struct.pack(fmt, math.copysign(math.inf, value))
+
+
 def parse_terms(text: str) -> list[Any]:
     """Parse every ``.``-terminated term in ``text``, as ``file:consult/1`` does.
 
     ``"abc"`` gives an :class:`ErlString`, ``<<"abc">>`` and ``<<1,2>>`` give ``bytes``
-    (``BitString`` when not a whole number of bytes), atoms give :class:`Atom`
+    (``BitString`` when not a whole number of bytes; every segment form ``erl`` reads
+    is built as ``erl`` builds it), atoms give :class:`Atom`
     (``true``/``false`` give ``bool``), ``[H|T]`` with a non-list ``T`` gives an
     :class:`ImproperList`, ``#{}`` a ``dict``, ``fun m:f/1`` an :class:`ExportFun`.
 
