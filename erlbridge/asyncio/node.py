@@ -139,6 +139,13 @@ class _Peer:
         return self.proto is not None and self.proto.conn is not None
 
 
+class _Refuse(asyncio.Protocol):
+    """Closes a connection as soon as it is accepted (over the pending-handshake cap)."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport.abort()  # type: ignore[attr-defined]
+
+
 class _NetKernel(Endpoint):
     """Answers ``net_adm:ping`` (``{is_auth, Node}`` -> ``yes``); nothing else."""
 
@@ -173,7 +180,9 @@ class Node:
     that would overflow either bound is dropped (newest first: the mailbox keeps its oldest
     messages), counted in :attr:`dropped` and in ``Process.overflowed``, and logged (the
     first drop and every 10 000th);
-    ``setup_timeout`` seconds for a handshake (OTP's net_setuptime); ``output`` receives
+    ``max_pending_handshakes`` incoming connections in the handshake at once (default 128;
+    more are closed at once and logged); ``setup_timeout`` seconds for a handshake (OTP's
+    net_setuptime); ``output`` receives
     ``(pid, text)`` printed by remote processes whose group leader is this node (default:
     logged); ``logger``;
     ``tls`` (:class:`~erlbridge.asyncio.tls.TLSOptions`): speak TLS distribution
@@ -195,6 +204,7 @@ class Node:
         max_message_size: int | None = 256 * 1024 * 1024,
         max_mailbox: int | None = 100_000,
         max_mailbox_bytes: int | None = 256 * 1024 * 1024,
+        max_pending_handshakes: int = 128,
         setup_timeout: float = 7.0,
         connect_timeout: float = 10.0,
         rpc_method: str = "rex",
@@ -217,6 +227,10 @@ class Node:
         self.max_message_size = max_message_size
         self.max_mailbox = max_mailbox
         self.max_mailbox_bytes = max_mailbox_bytes
+        self.max_pending_handshakes = max_pending_handshakes
+        #: incoming connections still in the handshake, and how many were refused
+        self._handshaking: set[DistProtocol] = set()
+        self._refused = 0
         #: frame size of the control message being dispatched (see on_message)
         self._frame_size = 0
         self.setup_timeout = setup_timeout
@@ -579,7 +593,18 @@ class Node:
                 peer, exc if isinstance(exc, ErlbridgeError) else NodeDown(peer.name, exc)
             )
 
-    def _incoming(self) -> DistProtocol:
+    def _incoming(self) -> asyncio.Protocol:
+        if len(self._handshaking) >= self.max_pending_handshakes:
+            # Unauthenticated connections cost a socket each until setup_timeout: cap them
+            # so a flood cannot exhaust our file descriptors; peers retry like OTP's do.
+            self._refused += 1
+            if self._refused % 1000 == 1:
+                self.log.warning(
+                    "%d incoming connections already in the handshake: refusing more (%d so far)",
+                    len(self._handshaking),
+                    self._refused,
+                )
+            return _Refuse()
         hs = Handshake(
             Role.ACCEPTOR,
             this_node=self.name,
@@ -589,13 +614,15 @@ class Node:
             challenge=secrets.randbits(32),
             packet_bytes=self._packet_bytes,
         )
-        return DistProtocol(
+        proto = DistProtocol(
             self,
             hs,
             net_ticktime=self.net_ticktime,
             max_message_size=self.max_message_size,
             setup_timeout=self.setup_timeout,
         )
+        self._handshaking.add(proto)
+        return proto
 
     # ConnectionOwner callbacks ------------------------------------------------------------
 
@@ -631,6 +658,7 @@ class Node:
         return "ok_simultaneous"
 
     def on_up(self, proto: DistProtocol, event: Connected) -> None:
+        self._handshaking.discard(proto)
         key = as_atom(event.node)
         peer = self._peers.get(key)
         if peer is None or (peer.proto is not None and peer.proto is not proto):
@@ -651,6 +679,7 @@ class Node:
         self._notify(NodeEvent("nodeup", key))
 
     def on_handshake_failed(self, proto: DistProtocol, exc: BaseException) -> None:
+        self._handshaking.discard(proto)
         if proto.peer_node is None:
             self.log.debug("incoming handshake failed: %s", exc)
             return

@@ -368,6 +368,40 @@ def test_security_mailbox_bytes_bound_large_messages(epmd_port: int) -> None:
     run(body())
 
 
+def test_security_pending_handshakes_are_capped(
+    epmd_port: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Connections that never finish the handshake: beyond max_pending_handshakes they are
+    closed at once (logged); when the pending ones go away, peers are served again."""
+
+    async def body() -> None:
+        async with make_node(epmd_port, max_pending_handshakes=5, setup_timeout=30) as node:
+            assert node.port is not None
+            with caplog.at_level(logging.WARNING):
+                conns = [await asyncio.open_connection("127.0.0.1", node.port)
+                         for _ in range(12)]
+                await asyncio.sleep(0.3)
+                closed = []
+                for reader, _writer in conns:
+                    try:
+                        async with asyncio.timeout(0.5):
+                            closed.append(await reader.read(1) == b"")
+                    except TimeoutError:
+                        closed.append(False)  # still held open, waiting for our name
+                    except ConnectionError:
+                        closed.append(True)  # reset
+                assert closed == [False] * 5 + [True] * 7
+                assert any("refusing more" in r.getMessage() for r in caplog.records)
+            for _reader, writer in conns:
+                writer.close()
+            async with asyncio.timeout(10 * FACTOR):
+                while node._handshaking:
+                    await asyncio.sleep(0.05)
+            await still_serves(node)
+
+    run(body())
+
+
 def test_security_hostile_server_when_dialling(epmd_port: int) -> None:
     """Dialling a fake node that answers garbage, or nothing: typed errors, no hang."""
 
