@@ -7,7 +7,8 @@ Public API::
     ClusterNode(index, name, address)        one node of a cluster
     Cluster                                  base: start/close, eval, ping, wait_ready,
                                              kill/pause/unpause/restart/disconnect/reconnect,
-                                             logs, observer(), node_names, cookie, epmd_port
+                                             logs, observer(), node_names, cookie, epmd_port,
+                                             supervise() (restart nodes that end, as heart)
     LocalCluster(release_tarball=..., workdir=..., size=3, ...)
     DockerCluster(network=..., otp="27", workdir=..., size=3, ...)  (in .docker_cluster)
     DockerNetwork(client).create() / .remove()
@@ -18,7 +19,14 @@ Public API::
     fixture_tarballs(...)                    find (or build) the fixture release tarballs
 """
 
-from erlbridge.testing.cluster import Cluster, ClusterNode, LocalCluster, NodeRef, free_port
+from erlbridge.testing.cluster import (
+    Cluster,
+    ClusterNode,
+    LocalCluster,
+    NodeRef,
+    NodeSupervisor,
+    free_port,
+)
 from erlbridge.testing.erlang import (
     CookieHome,
     ErlCall,
@@ -41,6 +49,7 @@ __all__ = [
     "LocalCluster",
     "NodeEvent",
     "NodeRef",
+    "NodeSupervisor",
     "ObserverNode",
     "find_erl",
     "find_erl_call",

@@ -10,6 +10,11 @@ reconnect (a network partition of one node). Two backends share this API:
 * :class:`erlbridge.testing.docker.DockerCluster` -- containers of the
   ``erlbridge-node:otpNN`` images on a Docker network made for the test session.
 
+Neither backend runs ``heart``: a node that reboots (``init:reboot()``, e.g. from
+``release_handler:reboot_old_release/1``) just ends. :meth:`Cluster.supervise` stands in
+for heart and starts such nodes again. A (re)started node boots the release that
+``releases/start_erl.data`` names, i.e. the permanent one, as heart's restart would.
+
 Node names are long names with IP addresses (``fixture1@127.0.0.1``,
 ``fixture@172.18.0.10``). Every node gets ``FIXTURE_CLUSTER`` (all node names) unless
 ``sync_barrier=False``, so the 1.0.0 -> 2.0.0 relup's ``sync_nodes`` barrier waits for
@@ -27,9 +32,10 @@ import signal
 import socket
 import subprocess
 import tarfile
+import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -37,7 +43,7 @@ from typing import Any, ClassVar
 from erlbridge.exceptions import InvalidState, NodeDown, Timeout
 from erlbridge.testing.erlang import CookieHome, ErlCall, ObserverNode, new_cookie
 
-__all__ = ["Cluster", "ClusterNode", "LocalCluster", "NodeRef", "free_port"]
+__all__ = ["Cluster", "ClusterNode", "LocalCluster", "NodeRef", "NodeSupervisor", "free_port"]
 
 logger = logging.getLogger(__name__)
 
@@ -273,6 +279,41 @@ class Cluster(ABC):
                 raise Timeout(f"reconnecting {node.name}", timeout)
             time.sleep(0.3)
 
+    @contextlib.contextmanager
+    def supervise(self, refs: Iterable[NodeRef] | None = None, *,
+                  timeout: float = 60.0) -> Iterator[NodeSupervisor]:
+        """Stand in for ``heart`` while the ``with`` block runs: whenever a supervised
+        node's process/container exits (for any reason: ``init:reboot()``, a crash,
+        :meth:`kill`), start it again and wait until it is ready (``timeout`` seconds).
+
+        Supervises every node, or ``refs``. Yields a :class:`NodeSupervisor` (restart
+        counts, :meth:`NodeSupervisor.wait_restarted`). Leaving the block stops watching
+        and waits for restarts in progress; then the first restart that failed is raised
+        (unless the block itself raised). Do not call :meth:`restart` or :meth:`close` on a
+        supervised node inside the block: both would race with the supervisor.
+        """
+        targets = [self.node(r) for r in refs] if refs is not None else list(self.nodes)
+        sup = NodeSupervisor(self, targets, restart_timeout=timeout)
+        sup.start()
+        failed = True
+        try:
+            yield sup
+            failed = False
+        finally:
+            sup.stop()
+        if not failed:
+            sup.raise_errors()
+
+    def _wait_exit(self, node: ClusterNode, timeout: float) -> bool:
+        """Block up to ``timeout`` seconds until the node's process/container has ended;
+        True when it has. Polls :meth:`is_running`; backends may wait more cheaply."""
+        deadline = time.monotonic() + timeout
+        while self.is_running(node):
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.2)
+        return True
+
     # -- backend hooks ----------------------------------------------------------------
 
     @abstractmethod
@@ -314,6 +355,90 @@ class Cluster(ABC):
     @abstractmethod
     def logs(self, ref: NodeRef, *, tail_lines: int = 200) -> str:
         """The last ``tail_lines`` lines the node wrote to stdout/stderr."""
+
+
+class NodeSupervisor:
+    """Restarts nodes of a cluster whose process/container ended, as ``heart`` would
+    (one watcher thread per node). Made by :meth:`Cluster.supervise`; not thread-safe
+    to share beyond reading :attr:`restarts` and calling :meth:`wait_restarted`.
+    """
+
+    def __init__(self, cluster: Cluster, nodes: Sequence[ClusterNode], *,
+                 restart_timeout: float) -> None:
+        self.cluster = cluster
+        self.nodes = tuple(nodes)
+        self.restart_timeout = restart_timeout
+        self.restarts: dict[str, int] = {n.name: 0 for n in self.nodes}
+        """Completed restarts per node name (the node answered again)."""
+        self.errors: dict[str, BaseException] = {}
+        """Per node name: why restarting it failed (that node is no longer watched)."""
+        self._stop = threading.Event()
+        self._cond = threading.Condition()
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        for node in self.nodes:
+            t = threading.Thread(target=self._watch, args=(node,),
+                                 name=f"supervise {node.name}", daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def stop(self) -> None:
+        """Stop watching; waits for restarts in progress."""
+        self._stop.set()
+        for t in self._threads:
+            t.join(self.cluster._scaled(self.restart_timeout) + 30.0)
+
+    def _watch(self, node: ClusterNode) -> None:
+        while not self._stop.is_set():
+            # Short waits, so that stop() is noticed within a second.
+            if not self.cluster._wait_exit(node, 1.0):
+                continue
+            if self._stop.is_set() or self.cluster._closed:
+                return
+            logger.info("supervisor: %s ended, starting it again", node.name)
+            try:
+                self.cluster._start_node(node)
+                self.cluster.wait_ready([node], timeout=self.restart_timeout)
+            except Exception as exc:  # reported by wait_restarted / the context exit
+                logger.warning("supervisor: restarting %s failed: %s", node.name, exc)
+                with self._cond:
+                    self.errors[node.name] = exc
+                    self._cond.notify_all()
+                return
+            with self._cond:
+                self.restarts[node.name] += 1
+                self._cond.notify_all()
+
+    def wait_restarted(self, refs: Iterable[NodeRef] | None = None, *, count: int = 1,
+                       timeout: float = 120.0) -> None:
+        """Wait until every supervised node (or ``refs``) has been restarted at least
+        ``count`` times and answered. Raises the restart's error if one failed,
+        :class:`Timeout` after ``timeout`` seconds (scaled by the cluster's factor)."""
+        names = ([self.cluster.node(r).name for r in refs] if refs is not None
+                 else [n.name for n in self.nodes])
+        unknown = [n for n in names if n not in self.restarts]
+        if unknown:
+            raise LookupError(f"not supervised: {unknown}")
+        limit = self.cluster._scaled(timeout)
+        deadline = time.monotonic() + limit
+        with self._cond:
+            while True:
+                for name in names:
+                    if name in self.errors:
+                        raise self.errors[name]
+                pending = [n for n in names if self.restarts[n] < count]
+                if not pending:
+                    return
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise Timeout(f"waiting for {', '.join(pending)} to restart", limit)
+                self._cond.wait(left)
+
+    def raise_errors(self) -> None:
+        """Raise the first restart failure, if any."""
+        for exc in self.errors.values():
+            raise exc
 
 
 def _atom_list(names: Sequence[str]) -> str:
@@ -416,6 +541,27 @@ class LocalCluster(Cluster):
         except ValueError:
             return None
 
+    def start_script(self, ref: NodeRef) -> Path:
+        """The script that (re)starts the node: ``bin/fixture-VSN`` for the release
+        ``releases/start_erl.data`` names (the permanent one; ``make_permanent`` and
+        ``reboot_old_release`` rewrite that file), else ``bin/fixture``.
+
+        relx's ``bin/fixture`` has the version it was built with written into it and only
+        relx's own upgrade escript replaces it; release_handler does not. Booting it would
+        start 1.0.0 again whatever release is permanent, unlike a heart restart of a target
+        system, which boots from ``start_erl.data``.
+        """
+        root = self.root(ref)
+        try:
+            words = (root / "releases" / "start_erl.data").read_text().split()
+        except OSError:
+            words = []
+        if len(words) == 2:
+            script = root / "bin" / f"fixture-{words[1]}"
+            if script.is_file():
+                return script
+        return root / "bin" / "fixture"
+
     def _start_node(self, node: ClusterNode) -> None:
         root = self.root(node)
         home = CookieHome(root.parent / "home", self.cookie)
@@ -427,7 +573,7 @@ class LocalCluster(Cluster):
         log = self._log_path(node).open("ab")
         try:
             self._procs[node.name] = subprocess.Popen(
-                [str(root / "bin" / "fixture"), "foreground"],
+                [str(self.start_script(node)), "foreground"],
                 cwd=root,
                 env=env,
                 stdin=subprocess.DEVNULL,
@@ -443,6 +589,16 @@ class LocalCluster(Cluster):
     def is_running(self, ref: NodeRef) -> bool:
         proc = self._procs.get(self.node(ref).name)
         return proc is not None and proc.poll() is None
+
+    def _wait_exit(self, node: ClusterNode, timeout: float) -> bool:
+        proc = self._procs.get(node.name)
+        if proc is None:
+            return True
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
 
     def _signal(self, node: ClusterNode, sig: int) -> None:
         proc = self._procs.get(node.name)

@@ -32,6 +32,16 @@ logger = logging.getLogger(__name__)
 
 SESSION_LABEL = "org.erlbridge.session"
 COOKIE_PATH = "/run/erlbridge-cookie"
+# The container's command (the image's entrypoint execs it after writing the cookie):
+# boot the release start_erl.data names -- the permanent one, as a heart restart would.
+# relx's bin/fixture always boots the version it was built with (1.0.0); release_handler
+# never replaces it, but it does unpack bin/fixture-VSN with each release.
+START_PERMANENT = (
+    'vsn=$(cut -d" " -f2 "$FIXTURE_ROOT/releases/start_erl.data");'
+    ' script="$FIXTURE_ROOT/bin/fixture-$vsn";'
+    ' [ -x "$script" ] || script="$FIXTURE_ROOT/bin/fixture";'
+    ' exec "$script" foreground'
+)
 
 
 def node_image(otp: str) -> str:
@@ -210,6 +220,7 @@ class DockerCluster(Cluster):
             name = f"{self.network.name}-{self.cluster_id}-n{node.index + 1}"
             created = api.create_container(
                 self.image,
+                command=["/bin/sh", "-c", START_PERMANENT],
                 name=name,
                 hostname=f"n{node.index + 1}",
                 environment=env,
@@ -235,6 +246,17 @@ class DockerCluster(Cluster):
 
     def is_running(self, ref: NodeRef) -> bool:
         return self._status(self.node(ref)) in ("running", "paused")
+
+    def _wait_exit(self, node: ClusterNode, timeout: float) -> bool:
+        container = self._containers.get(node.name)
+        if container is None:
+            return True
+        try:
+            # Blocks until the container is not running (at once if it already stopped).
+            container.wait(timeout=timeout)
+        except Exception:  # the SDK raises a requests error when the wait times out
+            return not self.is_running(node)
+        return True
 
     def kill(self, ref: NodeRef) -> None:
         node = self.node(ref)
