@@ -866,11 +866,35 @@ class Driver:
         return await self._simple("remove_release", vsn)
 
     async def reboot_old_release(self, vsn: str) -> RunReport:
-        """``release_handler:reboot_old_release(Vsn)``: the node reboots into ``vsn``; the
-        driver waits (``restart_timeout``) until it is back and returns its which_releases."""
+        """``release_handler:reboot_old_release(Vsn)``: the node makes the old release
+        ``vsn`` permanent (``start_erl.data``, ``RELEASES``), answers ``ok`` and calls
+        ``init:reboot()``, which ends the emulator: ``heart`` (or a service manager) must
+        start it again, into ``vsn``. The driver waits up to ``restart_timeout`` for the
+        connection to drop and the node to answer again (release_handler running); the
+        step's value is then its which_releases.
+
+        ``{error, R}`` (``{no_such_release, V}``, ``{bad_status, S}`` for a release that is
+        not ``old``) is an error with nothing changed. After ``ok``: a node that does not
+        go down within ``restart_timeout`` ends ``timeout`` (reason ``no_reboot``: its
+        shutdown hangs; it still runs the code it had, and its which_releases still shows
+        the old state although ``RELEASES`` / ``start_erl.data`` name ``vsn``); one that
+        went down but did not answer again ends ``nodedown`` (reason ``not_restarted``:
+        nothing restarted it).
+        The node deadline (``node_timeout``) bounds the whole step, restart included.
+        """
 
         async def after(n: str, deadline: float) -> Any:
-            await self._wait_restart(n, self._now() + self.restart_timeout, seen_down=False)
+            wait = self.restart_timeout
+            state = await self._wait_restart(n, self._now() + wait, seen_down=False)
+            if state == "up":
+                raise StepFailed(Status.TIMEOUT, NodeError(
+                    "timeout", Atom("no_reboot"),
+                    f"reboot_old_release answered ok but {n} did not go down in {wait:g} s"))
+            if state == "down":
+                raise StepFailed(Status.NODEDOWN, NodeError(
+                    "nodedown", Atom("not_restarted"),
+                    f"{n} rebooted but did not answer again in {wait:g} s "
+                    "(no heart or service manager restarted it?)"))
             return await self._which_releases(n, self._now() + self.policy.node_timeout)
 
         return await self._simple("reboot_old_release", vsn, after=after)
@@ -1024,10 +1048,14 @@ class Driver:
         except StepFailed:
             return None
 
-    async def _wait_restart(self, n: str, deadline: float, *, seen_down: bool) -> None:
-        """Wait for ``n`` to go down (unless ``seen_down``) and come back, or the deadline."""
-        if not seen_down:
-            await self._went_down(n, max(0.0, deadline - self._now()))
+    async def _wait_restart(self, n: str, deadline: float, *, seen_down: bool) -> str:
+        """Wait for ``n`` to go down (unless ``seen_down``) and come back, or the deadline.
+
+        Returns ``"back"`` (it answers again and runs release_handler), ``"down"`` (it went
+        down and is not back by the deadline) or ``"up"`` (it never went down).
+        """
+        if not seen_down and not await self._went_down(n, max(0.0, deadline - self._now())):
+            return "up"
         while self._now() < deadline:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(min(2.0, max(0.05, deadline - self._now()))):
@@ -1037,8 +1065,9 @@ class Driver:
                             n, "erlang", "whereis", [Atom("release_handler")], timeout=1.0
                         )
                         if r != "undefined":
-                            return
+                            return "back"
             await asyncio.sleep(0.3)
+        return "down"
 
     async def _relup_syncs(self, n: str, vsn: str, deadline: float) -> bool:
         """True if the relup script that would take the node from its current release to
