@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import logging
 import os
 import time
 from pathlib import Path
@@ -21,7 +22,7 @@ import pytest
 from erlbridge.asyncio.driver import Driver, Status, read_journal
 from erlbridge.asyncio.driver.calls import text_of
 from erlbridge.sync import Driver as SyncDriver
-from erlbridge.term import Atom
+from erlbridge.term import Atom, ErlString
 from erlbridge.testing.cluster import Cluster
 
 pytestmark = pytest.mark.integration
@@ -36,6 +37,7 @@ _spec.loader.exec_module(_release)
 _node = _release._node
 fetch_tarballs = _release.fetch_tarballs
 _call_all = _release._call_all
+_start_script_vsns = _release._start_script_vsns
 
 # Suspend init from a registered process (a suspended process is resumed when its
 # suspender ends): init:reboot() is then never carried out, as with a shutdown that hangs.
@@ -99,6 +101,7 @@ def test_driver_reboot_old_release(erl_cluster: Cluster, tmp_path: Path,
             assert up.ok, str(up)
             assert all(o.steps[-1].step == "make_permanent" for o in up.outcomes), str(up)
             assert await _call_all(node, names, "vsn") == ["2.0.0"] * 3
+            assert await _start_script_vsns(node, names) == ["2.0.0"] * 3
             for _ in range(2):
                 await _call_all(node, names, "bump")  # a reboot resets the count to 0
 
@@ -117,6 +120,8 @@ def test_driver_reboot_old_release(erl_cluster: Cluster, tmp_path: Path,
                                           ("fixture", "2.0.0", "old")}, o.value
             for n in names:
                 await _fresh_boot(node, n, "1.0.0")
+            # heart's command (relx's bin/fixture) was pointed at 1.0.0 before the reboot
+            assert await _start_script_vsns(node, names) == ["1.0.0"] * 3
             which = await drv.which_releases()
             assert all(("fixture", "1.0.0", "permanent") in _rels(o.value)
                        for o in which.outcomes), str(which)
@@ -163,8 +168,19 @@ def test_driver_reboot_old_release(erl_cluster: Cluster, tmp_path: Path,
         record_property(key, round(value, 2))
 
 
+class _AsyncView:
+    """The blocking node's rpc as a coroutine (for the shared async helpers)."""
+
+    def __init__(self, node: Any) -> None:
+        self.node = node
+
+    async def rpc(self, *args: Any, **kwargs: Any) -> Any:
+        return self.node.rpc(*args, **kwargs)
+
+
 def test_driver_reboot_old_release_refused_restarts_nothing(
-        erl_cluster: Cluster, erlbridge_node: Any, record_property: Any) -> None:
+        erl_cluster: Cluster, erlbridge_node: Any, record_property: Any,
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """A version that is not installed, or one that is not ``old`` (the permanent one):
     an ERROR outcome carrying release_handler's reason, at once, and no node restarts
     (the blocking twin of the driver, under a supervisor that would restart them)."""
@@ -176,12 +192,27 @@ def test_driver_reboot_old_release_refused_restarts_nothing(
                          restart_timeout=120 * FACTOR)
         missing = drv.reboot_old_release("9.9.9")
         permanent = drv.reboot_old_release("1.0.0")
+        # 2.0.0 unpacked only (its bin/fixture-2.0.0 is there): refused, and the start
+        # script pointed at it before the call is pointed back at the permanent 1.0.0
+        tdir = text_of(erlbridge_node.rpc(names[0], "fixture", "tarball_dir", [], timeout=10))
+        res = erlbridge_node.rpc(names[0], "file", "read_file",
+                                 [ErlString(f"{tdir}/fixture-2.0.0.tar.gz")], timeout=60)
+        assert res[0] == "ok", res
+        (tmp_path / "fixture-2.0.0.tar.gz").write_bytes(res[1])
+        assert drv.unpack(tmp_path / "fixture-2.0.0.tar.gz").ok
+        with caplog.at_level(logging.INFO, logger="erlbridge.asyncio.driver.driver"):
+            unpacked = drv.reboot_old_release("2.0.0")
         time.sleep(1.0)  # a reboot would have ended the processes by now
         assert all(erl_cluster.is_running(n) for n in names)
     assert sup.restarts == dict.fromkeys(names, 0), sup.restarts
     record_property("refused_s", round(missing.duration, 2))
+    assert asyncio.run(_start_script_vsns(_AsyncView(erlbridge_node), names)) == ["1.0.0"] * 3
+    moves = [r.getMessage().split(" now starts ")[1].split()[0] for r in caplog.records
+             if " now starts " in r.getMessage()]
+    assert moves == ["2.0.0"] * 3 + ["1.0.0"] * 3, moves  # pointed at 2.0.0, then back
     for report, reason in ((missing, ("no_such_release", "9.9.9")),
-                           (permanent, ("bad_status", "permanent"))):
+                           (permanent, ("bad_status", "permanent")),
+                           (unpacked, ("bad_status", "unpacked"))):
         assert not report.ok
         assert report.duration < 30 * FACTOR, report.duration  # did not wait for a restart
         for o in report.outcomes:
@@ -193,4 +224,4 @@ def test_driver_reboot_old_release_refused_restarts_nothing(
         assert erlbridge_node.rpc(n, "fixture", "vsn", [], timeout=10) == "1.0.0"
         assert erlbridge_node.rpc(n, "fixture", "state", [], timeout=10)["count"] == 1
         rels = erlbridge_node.rpc(n, "release_handler", "which_releases", [], timeout=10)
-        assert _vsn_status(rels) == [("1.0.0", "permanent")], rels
+        assert sorted(_vsn_status(rels)) == [("1.0.0", "permanent"), ("2.0.0", "unpacked")], rels

@@ -49,6 +49,18 @@ async def fetch_tarballs(node: Node, target: str, dest: Path) -> Path:
     return dest
 
 
+async def _start_script_vsns(node: Node, names: list[str]) -> list[str]:
+    """The version each node's relx start script ``bin/fixture`` boots (its REL_VSN)."""
+    out = []
+    for n in names:
+        root = text_of(await node.rpc(n, "code", "root_dir", [], timeout=10))
+        res = await node.rpc(n, "file", "read_file", [ErlString(f"{root}/bin/fixture")],
+                             timeout=10)
+        assert res[0] == "ok", res
+        out.append(res[1].split(b'REL_VSN="', 1)[1].split(b'"', 1)[0].decode())
+    return out
+
+
 def _current(report: Any) -> set[tuple[str, str]]:
     return {(v, s) for o in report.outcomes for (_n, v, s) in o.value}
 
@@ -77,6 +89,8 @@ def test_driver_release_full_cycle(erl_cluster: Cluster, tmp_path: Path) -> None
             assert all(s["count"] == 2 and s["tag"] == "upgraded" for s in states), states
             rel = await drv.which_releases()
             assert ("2.0.0", "permanent") in _current(rel) and ("1.0.0", "old") in _current(rel)
+            # like relx's own upgrade: a restart (heart) now boots the permanent 2.0.0
+            assert await _start_script_vsns(node, names) == ["2.0.0"] * 3
 
             # fixture_holder still runs 1.0.0 code; 2.1.0 needs it released.
             await _call_all(node, names, "release_holder")
@@ -91,6 +105,7 @@ def test_driver_release_full_cycle(erl_cluster: Cluster, tmp_path: Path) -> None
             down2 = await drv.downgrade("1.0.0")
             assert down2.ok, str(down2)
             assert await _call_all(node, names, "vsn") == ["1.0.0"] * 3
+            assert await _start_script_vsns(node, names) == ["1.0.0"] * 3
             states = await _call_all(node, names, "state")
             assert all(s["count"] == 2 and "tag" not in s for s in states), states
 

@@ -816,7 +816,7 @@ class Driver:
                     ctx,
                     n,
                     "make_permanent",
-                    lambda: self._rh(n, "make_permanent", [charlist(d["vsn"])], deadline),
+                    lambda: self._make_permanent(n, d["vsn"], deadline),
                 )
 
         prep = (["upload", "unpack"] if tar is not None else []) + ["check_install"]
@@ -858,8 +858,47 @@ class Driver:
         return await self._two_phase(f"unpack:{tar.name}", [], None, ["upload", "unpack"], unit)
 
     async def make_permanent(self, vsn: str) -> RunReport:
-        """``release_handler:make_permanent(Vsn)`` on every target."""
-        return await self._simple("make_permanent", vsn)
+        """``release_handler:make_permanent(Vsn)`` on every target (and, for a relx
+        release, its start script: see :meth:`_point_start_script`)."""
+
+        async def unit(ctx: _Ctx, n: str, deadline: float) -> None:
+            await self._connect(n, deadline)
+            await self._step(
+                ctx, n, "make_permanent", lambda: self._make_permanent(n, vsn, deadline)
+            )
+
+        return await self._two_phase(f"make_permanent:{vsn}", [], None, ["make_permanent"], unit)
+
+    async def _make_permanent(self, n: str, vsn: str, deadline: float) -> Any:
+        value = await self._rh(n, "make_permanent", [charlist(vsn)], deadline)
+        await self._point_start_script(n, vsn, deadline)
+        return value
+
+    async def _point_start_script(self, n: str, vsn: str, deadline: float) -> str | None:
+        """A relx release starts from ``bin/<Rel>``, which has its version written in; relx's
+        own upgrade command copies ``bin/<Rel>-<Vsn>`` over it when ``Vsn`` becomes
+        permanent, so that a restart (heart's ``HEART_COMMAND``, a service manager) boots
+        ``Vsn``. Do the same. A release without such a script (not relx) is left alone.
+        Returns the path written, or None; a failed copy is logged, not raised: the
+        release itself is permanent either way."""
+        rels = await self.caller.rpc(n, "release_handler", "which_releases", [], deadline=deadline)
+        names = [text_of(r[0]) for r in rels if text_of(r[1]) == vsn]
+        if not names:
+            return None
+        root = text_of(await self.caller.rpc(n, "code", "root_dir", [], deadline=deadline))
+        src, dst = f"{root}/bin/{names[0]}-{vsn}", f"{root}/bin/{names[0]}"
+        if await self.caller.rpc(
+            n, "filelib", "is_regular", [charlist(src)], deadline=deadline
+        ) is not True:
+            return None
+        reply = await self.caller.rpc(
+            n, "file", "copy", [charlist(src), charlist(dst)], deadline=deadline
+        )
+        if not is_tuple_tagged(reply, "ok", 2):
+            self.log.warning("%s: could not copy %s to %s: %s", n, src, dst, reply)
+            return None
+        self.log.info("%s: %s now starts %s (copied from %s)", n, dst, vsn, src)
+        return dst
 
     async def remove_release(self, vsn: str) -> RunReport:
         """``release_handler:remove_release(Vsn)`` on every target."""
@@ -884,6 +923,8 @@ class Driver:
         """
 
         async def after(n: str, deadline: float) -> Any:
+            # the node is going down now: too late to point a relx start script at vsn
+            # (done before the call, see unit below)
             wait = self.restart_timeout
             state = await self._wait_restart(n, self._now() + wait, seen_down=False)
             if state == "up":
@@ -897,7 +938,29 @@ class Driver:
                     "(no heart or service manager restarted it?)"))
             return await self._which_releases(n, self._now() + self.policy.node_timeout)
 
-        return await self._simple("reboot_old_release", vsn, after=after)
+        async def unit(ctx: _Ctx, n: str, deadline: float) -> None:
+            await self._connect(n, deadline)
+
+            async def go() -> Any:
+                # heart restarts the node with a relx release's bin/<Rel>: point it at vsn
+                # first, and back at the permanent release if the call is refused
+                pointed = await self._point_start_script(n, vsn, deadline)
+                try:
+                    await self._rh(n, "reboot_old_release", [charlist(vsn)], deadline)
+                except StepFailed as exc:
+                    if pointed is not None and exc.status is Status.ERROR:
+                        rels = await self._which_releases(n, deadline)
+                        for _name, v, status in rels:
+                            if status == "permanent":
+                                await self._point_start_script(n, v, deadline)
+                    raise
+                return await after(n, deadline)
+
+            await self._step(ctx, n, "reboot_old_release", go)
+
+        return await self._two_phase(
+            f"reboot_old_release:{vsn}", [], None, ["reboot_old_release"], unit
+        )
 
     async def which_releases(self) -> RunReport:
         """``which_releases`` of every target as a report (value: ``[(name, vsn, status)]``)."""
