@@ -513,6 +513,8 @@ class Node:
         try:
             async with asyncio.timeout(timeout):
                 await asyncio.shield(peer.connected)
+        except Timeout:
+            raise  # the dial's own (e.g. EPMD did not answer): keep its message
         except TimeoutError as exc:
             raise Timeout(f"connect to {peer.name}", timeout) from exc
 
@@ -564,6 +566,8 @@ class Node:
                 except OSError as exc:
                     raise NodeDown(peer.name, f"cannot connect to {host}:{port}: {exc}") from exc
                 await asyncio.shield(peer.connected)
+        except Timeout as exc:  # a step's own deadline (EPMD's): keep its message
+            self._dial_failed(peer, exc)
         except TimeoutError:
             self._dial_failed(peer, Timeout(f"connect to {peer.name}", self.connect_timeout))
         except asyncio.CancelledError:
@@ -1358,6 +1362,8 @@ class Node:
             else:
                 async with asyncio.timeout(timeout):
                     reply = await fut
+        except Timeout:
+            raise  # the connection's own (e.g. EPMD did not answer)
         except TimeoutError as exc:
             raise Timeout(what(), timeout) from exc
         finally:

@@ -17,7 +17,7 @@ import pytest
 
 from erlbridge.asyncio import Node
 from erlbridge.asyncio.epmd import names
-from erlbridge.exceptions import EpmdError, EpmdUnreachable
+from erlbridge.exceptions import EpmdError, EpmdUnreachable, Timeout
 
 pytestmark = pytest.mark.skipif(shutil.which("epmd") is None, reason="epmd is not installed")
 
@@ -85,5 +85,31 @@ def test_no_epmd_executable_is_explained(idle_port: int, monkeypatch: pytest.Mon
             await node.start()
         assert isinstance(info.value, EpmdError)
         await node.close()
+
+    asyncio.run(body())
+
+
+def test_silent_epmd_is_a_timeout_naming_epmd() -> None:
+    """An EPMD that accepts but never answers: connect fails with EPMD's own Timeout (its
+    5 s), not a generic 'connect timed out after connect_timeout'."""
+
+    async def body() -> None:
+        held: list[asyncio.StreamWriter] = []
+
+        async def silent(_r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+            held.append(w)
+
+        server = await asyncio.start_server(silent, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            async with Node("silentepmd@127.0.0.1", cookie="c", epmd_port=port, listen=False,
+                            connect_timeout=30) as node:
+                with pytest.raises(Timeout, match="EPMD port_please") as info:
+                    await node.connect("target@127.0.0.1")
+                assert info.value.timeout == 5.0
+        finally:
+            for w in held:
+                w.close()
+            server.close()
 
     asyncio.run(body())
