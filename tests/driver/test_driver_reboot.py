@@ -207,9 +207,13 @@ def test_driver_reboot_old_release_refused_restarts_nothing(
     assert sup.restarts == dict.fromkeys(names, 0), sup.restarts
     record_property("refused_s", round(missing.duration, 2))
     assert asyncio.run(_start_script_vsns(_AsyncView(erlbridge_node), names)) == ["1.0.0"] * 3
-    moves = [r.getMessage().split(" now starts ")[1].split()[0] for r in caplog.records
-             if " now starts " in r.getMessage()]
-    assert moves == ["2.0.0"] * 3 + ["1.0.0"] * 3, moves  # pointed at 2.0.0, then back
+    moves: dict[str, list[str]] = {n: [] for n in names}
+    for r in caplog.records:  # "<node>: <root>/bin/fixture now starts <vsn> (copied ...)"
+        if " now starts " in r.getMessage():
+            who = r.getMessage().split(":", 1)[0]
+            moves[who].append(r.getMessage().split(" now starts ")[1].split()[0])
+    # every node's start script was pointed at 2.0.0, then back at 1.0.0 (nodes interleave)
+    assert moves == {n: ["2.0.0", "1.0.0"] for n in names}, moves
     for report, reason in ((missing, ("no_such_release", "9.9.9")),
                            (permanent, ("bad_status", "permanent")),
                            (unpacked, ("bad_status", "unpacked"))):
