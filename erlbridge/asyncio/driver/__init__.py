@@ -2,7 +2,9 @@
 
 Public names are re-exported here; see :mod:`erlbridge.asyncio.driver.driver` for
 :class:`Driver`. Pure logic (no I/O) lives in ``outcome``, ``records``, ``barrier``,
-``policy``, ``results`` and ``rewrite``.
+``policy``, ``results`` and ``rewrite``. The Driver composes ``run`` (one operation run:
+journal, steps, phases, report), ``release`` and ``tarball`` (release-mode per-node
+operations) and ``direct`` (direct-mode per-node operations).
 """
 
 from erlbridge.asyncio.driver.barrier import BarrierBook, Release
