@@ -5,6 +5,7 @@ for the three nodes named in FIXTURE_CLUSTER)."""
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import os
 import secrets
 import shutil
@@ -24,8 +25,24 @@ from erlbridge.term import ErlString
 pytestmark = [pytest.mark.integration, pytest.mark.docker, pytest.mark.erl_backend("docker")]
 REPO = Path(__file__).resolve().parents[2]
 FACTOR = float(os.environ.get("ERLBRIDGE_TIMEOUT_FACTOR", "1"))
-NODES = [f"fixture@172.30.57.{i}" for i in (11, 12, 13)]
-GATEWAY = "172.30.57.1"
+
+
+
+def _free_net() -> str:
+    """A /24 (as its first three octets) that no Docker network overlaps: the file's
+    default 172.30.57.0/24 may collide with the session's own network."""
+    import docker  # noqa: PLC0415
+
+    taken = []
+    for net in docker.from_env().networks.list():
+        for cfg in (net.attrs.get("IPAM") or {}).get("Config") or []:
+            if cfg.get("Subnet") and ":" not in cfg["Subnet"]:
+                taken.append(ipaddress.ip_network(cfg["Subnet"]))
+    # the file's default first, then a range outside Docker's default address pools
+    for prefix in ["172.30.57"] + [f"10.213.{i}" for i in range(256)]:
+        if not any(ipaddress.ip_network(f"{prefix}.0/24").overlaps(t) for t in taken):
+            return prefix
+    raise AssertionError(f"no free /24 for the compose network (taken: {taken})")
 
 
 def _compose(project: str, env: dict[str, str], *args: str, timeout: float = 180) -> str:
@@ -39,15 +56,17 @@ def _compose(project: str, env: dict[str, str], *args: str, timeout: float = 180
 
 
 @pytest.fixture
-def compose_cluster(erl_target: ErlTarget) -> Iterator[str]:
+def compose_cluster(erl_target: ErlTarget) -> Iterator[tuple[str, str]]:
+    """``(cookie, NET)`` of a running compose cluster."""
     if shutil.which("docker-compose") is None:
         pytest.skip("docker-compose is not installed (scripts/test.sh installs it)")
     cookie = secrets.token_hex(16)
     project = f"erlbridgecompose{secrets.token_hex(3)}"
-    env = {**os.environ, "ERLANG_COOKIE": cookie, "OTP": f"otp{erl_target.otp}"}
+    net = _free_net()
+    env = {**os.environ, "ERLANG_COOKIE": cookie, "OTP": f"otp{erl_target.otp}", "NET": net}
     _compose(project, env, "up", "-d", "--no-build")
     try:
-        yield cookie
+        yield cookie, net
     finally:
         logs = subprocess.run(
             ["docker-compose", "-f", str(REPO / "docker-compose.yml"), "-p", project, "logs",
@@ -56,13 +75,14 @@ def compose_cluster(erl_target: ErlTarget) -> Iterator[str]:
         _compose(project, env, "down", "-v", "--remove-orphans", "-t", "1")
 
 
-def test_compose_demo_cluster_upgrades(compose_cluster: str, tmp_path: Path) -> None:
-    cookie = compose_cluster
+def test_compose_demo_cluster_upgrades(compose_cluster: tuple[str, str], tmp_path: Path) -> None:
+    cookie, net = compose_cluster
+    nodes = [f"fixture@{net}.{i}" for i in (11, 12, 13)]
 
     async def main() -> None:
-        async with Node(f"compose{secrets.token_hex(2)}@{GATEWAY}", cookie=cookie) as node:
+        async with Node(f"compose{secrets.token_hex(2)}@{net}.1", cookie=cookie) as node:
             end = time.monotonic() + 60 * FACTOR
-            for n in NODES:  # the nodes boot in a few seconds
+            for n in nodes:  # the nodes boot in a few seconds
                 while True:
                     try:
                         if await node.rpc(n, "fixture", "vsn", [], timeout=5) == "1.0.0":
@@ -72,18 +92,18 @@ def test_compose_demo_cluster_upgrades(compose_cluster: str, tmp_path: Path) -> 
                             raise
                     await asyncio.sleep(0.5)
             # each node reaches the two others by the names in FIXTURE_CLUSTER
-            for n in NODES:
+            for n in nodes:
                 peers = await node.rpc(n, "fixture", "cluster_nodes", [], timeout=5)
-                assert sorted(str.__str__(p) for p in peers) == [m for m in NODES if m != n]
-            tdir = text_of(await node.rpc(NODES[0], "fixture", "tarball_dir", [], timeout=10))
-            res = await node.rpc(NODES[0], "file", "read_file",
+                assert sorted(str.__str__(p) for p in peers) == [m for m in nodes if m != n]
+            tdir = text_of(await node.rpc(nodes[0], "fixture", "tarball_dir", [], timeout=10))
+            res = await node.rpc(nodes[0], "file", "read_file",
                                  [ErlString(f"{tdir}/fixture-2.0.0.tar.gz")], timeout=60)
             assert res[0] == "ok", res
             tarball = tmp_path / "fixture-2.0.0.tar.gz"
             tarball.write_bytes(res[1])
-            report = await Driver(node, NODES, node_timeout=120 * FACTOR).upgrade(tarball)
+            report = await Driver(node, nodes, node_timeout=120 * FACTOR).upgrade(tarball)
             assert report.ok, str(report)
-            for n in NODES:
+            for n in nodes:
                 assert await node.rpc(n, "fixture", "vsn", [], timeout=10) == "2.0.0"
 
     asyncio.run(main())
