@@ -33,7 +33,7 @@ import logging
 import os
 import re
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -575,19 +575,13 @@ class Driver:
         steps = (["push"] if files else []) + ["upgrade_app"]
         return await self._two_phase(f"upgrade_app:{app}", [], None, steps, unit)
 
-    async def _simple(
-        self, function: str, vsn: str, after: Callable[[str, float], Awaitable[Any]] | None = None
-    ) -> RunReport:
+    async def _simple(self, function: str, vsn: str) -> RunReport:
+        """``release_handler:Function(Vsn)`` on every target, one step."""
         rel = self._release()
 
         async def unit(run: Run, n: str, deadline: float) -> None:
             await self._connect(n, deadline)
-
-            async def go() -> Any:
-                v = await rel.rh(n, function, [charlist(vsn)], deadline)
-                return v if after is None else await after(n, deadline)
-
-            await run.step(n, function, go)
+            await run.step(n, function, lambda: rel.rh(n, function, [charlist(vsn)], deadline))
 
         return await self._two_phase(f"{function}:{vsn}", [], None, [function], unit)
 

@@ -17,9 +17,7 @@ from erlbridge.asyncio.driver.rewrite import name_of
 
 __all__ = ["Tarball", "digest_ok"]
 
-# Kept under the driver module's name (where this code came from), so logging set up for
-# it still gets these warnings.
-logger = logging.getLogger("erlbridge.asyncio.driver.driver")
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
