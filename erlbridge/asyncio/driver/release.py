@@ -53,6 +53,18 @@ _RELDIR = (
     " Y -> Y end end."
 )
 
+# relx's start script for release V: copy bin/<Rel>-V over bin/<Rel> (what relx's own
+# install_upgrade escript does on permanent); none for a release without such a script.
+_POINT_START_SCRIPT = (
+    "case [N || {N, Vr, _, _} <- release_handler:which_releases(), Vr =:= V] of"
+    " [] -> none;"
+    ' [Name | _] -> Bin = filename:join(code:root_dir(), "bin"),'
+    ' Src = filename:join(Bin, Name ++ "-" ++ V), Dst = filename:join(Bin, Name),'
+    " case filelib:is_regular(Src) of false -> none;"
+    " true -> case file:copy(Src, Dst) of {ok, _} -> {ok, Src, Dst};"
+    " Error -> {Error, Src, Dst} end end end."
+)
+
 
 class ReleaseOps:
     """release_handler calls on one target at a time, through ``caller``.
@@ -335,21 +347,13 @@ class ReleaseOps:
         ``Vsn``. Do the same. A release without such a script (not relx) is left alone.
         Returns the path written, or None; a failed copy is logged, not raised: the
         release itself is permanent either way."""
-        rels = await self.caller.rpc(n, "release_handler", "which_releases", [], deadline=deadline)
-        names = [text_of(r[0]) for r in rels if text_of(r[1]) == vsn]
-        if not names:
+        res = await self.caller.expr(n, _POINT_START_SCRIPT, {"V": charlist(vsn)},
+                                     deadline=deadline)
+        if res == "none":
             return None
-        root = text_of(await self.caller.rpc(n, "code", "root_dir", [], deadline=deadline))
-        src, dst = f"{root}/bin/{names[0]}-{vsn}", f"{root}/bin/{names[0]}"
-        if await self.caller.rpc(
-            n, "filelib", "is_regular", [charlist(src)], deadline=deadline
-        ) is not True:
-            return None
-        reply = await self.caller.rpc(
-            n, "file", "copy", [charlist(src), charlist(dst)], deadline=deadline
-        )
-        if not is_tuple_tagged(reply, "ok", 2):
-            self.log.warning("%s: could not copy %s to %s: %s", n, src, dst, reply)
+        outcome, src, dst = res[0], text_of(res[1]), text_of(res[2])
+        if outcome != "ok":
+            self.log.warning("%s: could not copy %s to %s: %s", n, src, dst, outcome)
             return None
         self.log.info("%s: %s now starts %s (copied from %s)", n, dst, vsn, src)
         return dst
