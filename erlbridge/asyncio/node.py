@@ -231,8 +231,6 @@ class Node:
         #: incoming connections still in the handshake, and how many were refused
         self._handshaking: set[DistProtocol] = set()
         self._refused = 0
-        #: frame size of the control message being dispatched (see on_message)
-        self._frame_size = 0
         self.setup_timeout = setup_timeout
         self.connect_timeout = connect_timeout
         if rpc_method not in ("rex", "erpc"):
@@ -902,57 +900,56 @@ class Node:
                 ProtocolError(f"{cls.__name__} from {proto.peer_node} claims sender {sender!r}")
             )
             return
-        self._frame_size = size
         try:
-            handler(self, proto, msg)
+            handler(self, proto, msg, size)
         except (TypeError, AttributeError, ValueError) as exc:
             # fields of the wrong type (a pid that is not a pid, ...): the peer broke the rules
             proto.abort(
                 ProtocolError(f"malformed {type(msg).__name__} from {proto.peer_node}: {exc}")
             )
 
-    def _on_reg_send(self, proto: DistProtocol, msg: c.RegSend) -> None:
+    def _on_reg_send(self, proto: DistProtocol, msg: c.RegSend, size: int) -> None:
         endpoint = self._names.get(msg.to_name)
         if endpoint is None:
             self._drop(msg.to_name, msg.message, "no such registered name")
         else:
-            endpoint.deliver(msg.message, self._frame_size)
+            endpoint.deliver(msg.message, size)
 
-    def _on_alias_send(self, proto: DistProtocol, msg: c.AliasSend) -> None:
+    def _on_alias_send(self, proto: DistProtocol, msg: c.AliasSend, size: int) -> None:
         endpoint = self._aliases.get(msg.alias)
         if endpoint is None:
             self._drop(msg.alias, msg.message, "no such alias")
         else:
-            endpoint.deliver(msg.message, self._frame_size)
+            endpoint.deliver(msg.message, size)
 
-    def _on_link(self, proto: DistProtocol, msg: c.Link) -> None:
+    def _on_link(self, proto: DistProtocol, msg: c.Link, size: int) -> None:
         endpoint = self._endpoints.get(msg.to_pid)
         if endpoint is None:
             self._send_control(msg.from_pid.node, c.Exit(msg.to_pid, msg.from_pid, NOPROC))
         else:
             endpoint.links.add(msg.from_pid)
 
-    def _on_unlink(self, proto: DistProtocol, msg: c.Unlink | c.UnlinkId) -> None:
+    def _on_unlink(self, proto: DistProtocol, msg: c.Unlink | c.UnlinkId, size: int) -> None:
         endpoint = self._endpoints.get(msg.to_pid)
         if endpoint is not None:
             endpoint.links.discard(msg.from_pid)
         if isinstance(msg, c.UnlinkId):
             self._send_control(msg.from_pid.node, c.UnlinkIdAck(msg.id, msg.to_pid, msg.from_pid))
 
-    def _on_unlink_ack(self, proto: DistProtocol, msg: c.UnlinkIdAck) -> None:
+    def _on_unlink_ack(self, proto: DistProtocol, msg: c.UnlinkIdAck, size: int) -> None:
         return  # we dropped the link when we sent UNLINK_ID
 
-    def _on_exit(self, proto: DistProtocol, msg: c.Exit) -> None:
+    def _on_exit(self, proto: DistProtocol, msg: c.Exit, size: int) -> None:
         endpoint = self._endpoints.get(msg.to_pid)
         if endpoint is not None:
             endpoint.exit_signal(msg.from_pid, msg.reason, linked=True)
 
-    def _on_exit2(self, proto: DistProtocol, msg: c.Exit2) -> None:
+    def _on_exit2(self, proto: DistProtocol, msg: c.Exit2, size: int) -> None:
         endpoint = self._endpoints.get(msg.to_pid)
         if endpoint is not None:
             endpoint.exit_signal(msg.from_pid, msg.reason, linked=False)
 
-    def _on_monitor(self, proto: DistProtocol, msg: c.MonitorP) -> None:
+    def _on_monitor(self, proto: DistProtocol, msg: c.MonitorP, size: int) -> None:
         target = msg.to_proc
         endpoint = (
             self._names.get(target) if isinstance(target, str) else self._endpoints.get(target)
@@ -964,7 +961,7 @@ class Node:
         else:
             endpoint.monitored_by[msg.ref] = msg.from_pid
 
-    def _on_demonitor(self, proto: DistProtocol, msg: c.DemonitorP) -> None:
+    def _on_demonitor(self, proto: DistProtocol, msg: c.DemonitorP, size: int) -> None:
         target = msg.to_proc
         endpoint = (
             self._names.get(target) if isinstance(target, str) else self._endpoints.get(target)
@@ -972,7 +969,7 @@ class Node:
         if endpoint is not None:
             endpoint.monitored_by.pop(msg.ref, None)
 
-    def _on_monitor_exit(self, proto: DistProtocol, msg: c.MonitorPExit) -> None:
+    def _on_monitor_exit(self, proto: DistProtocol, msg: c.MonitorPExit, size: int) -> None:
         endpoint = self._endpoints.get(msg.to_pid)
         if endpoint is None:
             return
@@ -981,11 +978,11 @@ class Node:
             obj = (obj, as_atom(proto.peer_node or ""))
         endpoint.down(msg.ref, obj, msg.reason)
 
-    def _on_spawn_request(self, proto: DistProtocol, msg: c.SpawnRequest) -> None:
+    def _on_spawn_request(self, proto: DistProtocol, msg: c.SpawnRequest, size: int) -> None:
         # A Python node never runs code for a remote node.
         self._send_control(msg.from_pid.node, c.SpawnReply(msg.req_id, msg.from_pid, 0, NOTSUP))
 
-    def _on_spawn_reply(self, proto: DistProtocol, msg: c.SpawnReply) -> None:
+    def _on_spawn_reply(self, proto: DistProtocol, msg: c.SpawnReply, size: int) -> None:
         endpoint = self._endpoints.get(msg.to_pid)
         if isinstance(endpoint, RpcEndpoint):
             if not isinstance(msg.result, Pid):
@@ -993,7 +990,7 @@ class Node:
         else:
             self._drop(msg.to_pid, msg, "spawn reply for a pid that spawns nothing")
 
-    def _on_altact(self, proto: DistProtocol, msg: c.AltactSigSend) -> None:
+    def _on_altact(self, proto: DistProtocol, msg: c.AltactSigSend, size: int) -> None:
         # Only sent if we advertise ALTACT_SIG (we do not); handled for robustness.
         if msg.flags & c.AltactSigSend.EXIT:
             endpoint = self._endpoints.get(msg.to) if isinstance(msg.to, Pid) else None
@@ -1009,7 +1006,7 @@ class Node:
         if endpoint is None:
             self._drop(msg.to, msg.message, "no such destination")
         else:
-            endpoint.deliver(msg.message, self._frame_size)
+            endpoint.deliver(msg.message, size)
 
     # -- links, monitors, exits (called by Process) ---------------------------------------
 
@@ -1519,7 +1516,9 @@ def _is_ip(host: str) -> bool:
     return True
 
 
-_HANDLERS: dict[type, Callable[[Node, DistProtocol, Any], None]] = {
+#: control message type -> handler(node, proto, msg, frame size); the size is what a
+#: delivered message counts against its mailbox's max_mailbox_bytes
+_HANDLERS: dict[type, Callable[[Node, DistProtocol, Any, int], None]] = {
     c.RegSend: Node._on_reg_send,
     c.AliasSend: Node._on_alias_send,
     c.Link: Node._on_link,
