@@ -19,7 +19,11 @@ from erlbridge.asyncio import Node
 from erlbridge.asyncio.epmd import names
 from erlbridge.exceptions import EpmdError, EpmdUnreachable, Timeout
 
-pytestmark = pytest.mark.skipif(shutil.which("epmd") is None, reason="epmd is not installed")
+# integration: with CI=true a missing epmd fails the run instead of skipping it
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(shutil.which("epmd") is None, reason="epmd is not installed"),
+]
 
 
 def _free_port() -> int:
