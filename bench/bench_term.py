@@ -67,7 +67,9 @@ def _ref(i: int) -> Reference:
 
 
 def payloads() -> dict[str, bytes]:
-    """The issue's five payloads, as the wire bytes OTP would send."""
+    """The issue's five payloads, as the wire bytes OTP would send; p4 twice: with
+    UTF-8 atoms (OTP 26+, distribution) and with latin-1 atoms (what OTP 25's
+    term_to_binary writes by default, common in stored terms)."""
     p1 = (
         Atom("call"),
         Atom("mod"),
@@ -104,8 +106,27 @@ def payloads() -> dict[str, bytes]:
         "p2 lists:seq(1,10000)": encode(p2),
         "p3 1 MiB binary": encode(p3),
         "p4 which_applications": encode(p4),
+        "p4 latin-1 atoms": b"\x83" + _latin1_atoms(p4),
         "p5 pids/refs/floats": encode(p5),
     }
+
+
+def _latin1_atoms(term: Any) -> bytes:
+    """``term`` encoded (without the 131) as OTP 25's ``term_to_binary`` does by
+    default: atoms as latin-1 ATOM_EXT. Covers the containers p4 uses; everything
+    else is left to our encoder (its atoms would stay UTF-8)."""
+    if type(term) is Atom:
+        raw = term.encode("latin-1")
+        return b"d" + len(raw).to_bytes(2, "big") + raw
+    if type(term) is tuple:
+        head = bytes((104, len(term))) if len(term) < 256 else b"i" + len(term).to_bytes(4, "big")
+        return head + b"".join(map(_latin1_atoms, term))
+    if type(term) is list and term:
+        return b"l" + len(term).to_bytes(4, "big") + b"".join(map(_latin1_atoms, term)) + b"j"
+    if type(term) is dict:
+        items = (_latin1_atoms(k) + _latin1_atoms(v) for k, v in term.items())
+        return b"t" + len(term).to_bytes(4, "big") + b"".join(items)
+    return encode(term)[1:]
 
 
 # -- codecs -------------------------------------------------------------------------------

@@ -14,9 +14,13 @@
    holds a ``sync_nodes`` barrier, so no node switches code before all have arrived;
 5. prints the per-node report, the code version and server state of every node after
    the upgrade, and where the journal is;
-6. stops the cluster (unless ``--keep``: then it prints how to reach it and waits).
+6. stops the cluster (unless ``--keep``: then it prints every variable the CLI and the
+   example notebook need, and waits for Ctrl-C or SIGTERM).
 
-Exit code 0 when every node was upgraded and checked, 1 otherwise.
+The fixture tarballs come from ``--fixtures``, ``$ERLBRIDGE_FIXTURES``, else
+:func:`erlbridge.testing.fixture_tarballs` (the checkout's ``_build/fixtures``, built on
+first use), so the demo runs from any working directory. SIGTERM stops the cluster as
+Ctrl-C does. Exit code 0 when every node was upgraded and checked, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -35,12 +39,12 @@ from erlbridge.asyncio import Node
 from erlbridge.asyncio.driver import Driver, discover, read_journal
 from erlbridge.cli._output import Output
 from erlbridge.display import Table, erlang_text, plain, watch_run
+from erlbridge.exceptions import InvalidState
 from erlbridge.term import Atom
 from erlbridge.testing.cluster import LocalCluster
+from erlbridge.testing.fixture_release import fixture_cluster_options, fixture_tarballs
 
 __all__ = ["main"]
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -48,12 +52,14 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         prog="python -m erlbridge.demo",
         description="Start a local 3-node cluster of fixture 1.0.0 and upgrade it to 2.0.0.",
     )
+    env_fixtures = os.environ.get("ERLBRIDGE_FIXTURES")
     parser.add_argument(
         "--fixtures",
         type=Path,
-        default=Path(os.environ.get("ERLBRIDGE_FIXTURES", REPO / "_build" / "fixtures")),
+        default=Path(env_fixtures) if env_fixtures else None,
         help="folder with fixture-1.0.0.tar.gz and fixture-2.0.0.tar.gz "
-        "(scripts/build-fixtures.sh makes it) [default: _build/fixtures]",
+        "(scripts/build-fixtures.sh makes it) [default: $ERLBRIDGE_FIXTURES, else the "
+        "checkout's _build/fixtures, built if needed]",
     )
     parser.add_argument("--size", type=int, default=3, help="number of nodes [3]")
     parser.add_argument("--workdir", type=Path, help="where the nodes live [a temp folder]")
@@ -120,14 +126,7 @@ async def _demo(cluster: LocalCluster, fixtures: Path, journal: Path, out: Outpu
         driver = Driver(node, targets, journal=journal, node_timeout=120.0)
         readiness = await driver.readiness()
         out.line()
-        out.table(
-            Table(
-                readiness._HEADERS,
-                tuple(tuple(r) for r in readiness._rows()),
-                readiness._caption(),
-                "ready",
-            )
-        )
+        out.line(readiness.to_table())
         if not readiness.ready:
             out.warn("some node is not ready; upgrading anyway shows how failures are reported")
 
@@ -154,23 +153,51 @@ async def _demo(cluster: LocalCluster, fixtures: Path, journal: Path, out: Outpu
         return bool(report.ok and upgraded)
 
 
+class _Terminated(Exception):
+    """SIGTERM arrived: unwind like Ctrl-C, so that every cleanup runs."""
+
+
+def _stop_on_sigterm() -> None:
+    def raise_terminated(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second one must not cut cleanup
+        raise _Terminated
+
+    signal.signal(signal.SIGTERM, raise_terminated)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the demo; returns the exit code."""
+    """Run the demo; returns the exit code (143 after SIGTERM, the cluster stopped)."""
     args = _parse(argv)
+    try:
+        return _main(args)
+    except _Terminated:
+        return 128 + signal.SIGTERM
+
+
+def _main(args: argparse.Namespace) -> int:
     out = Output(json_mode=False)
-    fixtures = args.fixtures.resolve()
+    _stop_on_sigterm()
+    if args.fixtures is None:
+        try:
+            fixtures = fixture_tarballs()
+        except InvalidState as exc:
+            out.warn(str(exc))
+            return 2
+    else:
+        fixtures = args.fixtures.resolve()
     for vsn in ("1.0.0", "2.0.0"):
         if not (fixtures / f"fixture-{vsn}.tar.gz").is_file():
             out.warn(f"{fixtures}/fixture-{vsn}.tar.gz is missing: run scripts/build-fixtures.sh")
             return 2
     with contextlib.ExitStack() as stack:
-        workdir = args.workdir or Path(
+        workdir = (args.workdir.resolve() if args.workdir else None) or Path(
             stack.enter_context(tempfile.TemporaryDirectory(prefix="erlbridge-demo-"))
         )
         cluster = LocalCluster(
             release_tarball=fixtures / "fixture-1.0.0.tar.gz",
             size=args.size,
             workdir=workdir,
+            **fixture_cluster_options(fixtures),
         )
         out.line(f"starting {args.size} nodes of fixture 1.0.0 in {workdir} (no Docker) …")
         stack.callback(_stop, cluster, out)  # also when start() fails half-way
@@ -183,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         out.line()
         out.line("demo " + ("succeeded: every node runs 2.0.0" if ok else "FAILED"))
         if args.keep:
-            _wait_for_interrupt(cluster, workdir, out)
+            _wait_for_interrupt(cluster, workdir, fixtures, out)
         return 0 if ok else 1
     return 1  # pragma: no cover (the with-block always returns)
 
@@ -195,18 +222,24 @@ def _stop(cluster: LocalCluster, out: Output) -> None:
         out.line("cluster stopped")
 
 
-def _wait_for_interrupt(cluster: LocalCluster, workdir: Path, out: Output) -> None:
+def _wait_for_interrupt(cluster: LocalCluster, workdir: Path, fixtures: Path,
+                        out: Output) -> None:
     names = ",".join(cluster.node_names)
     cookie_file = workdir / "cookie"
     cookie_file.write_text(cluster.cookie + "\n", encoding="latin-1")
     cookie_file.chmod(0o400)
     out.line()
-    out.line("The cluster keeps running (now at 2.0.0). In another shell:")
-    out.line(f'  export ERLANG_COOKIE="$(cat {cookie_file})" ERL_EPMD_PORT={cluster.epmd_port}')
+    out.line("The cluster keeps running (now at 2.0.0). In another shell (the CLI and the "
+             "example notebook read these):")
+    out.line(f'  export ERLANG_COOKIE="$(cat {cookie_file})" ERLBRIDGE_COOKIE_FILE={cookie_file}')
+    out.line(f"  export ERL_EPMD_PORT={cluster.epmd_port}")
     out.line(f"  export ERLBRIDGE_TARGETS={names} ERLBRIDGE_SEED={cluster.node_names[0]}")
+    out.line(f"  export ERLBRIDGE_FIXTURES={fixtures} "
+             f"ERLBRIDGE_CLIENT_HOST={cluster.client_host()}")
     out.line("  erlbridge releases --seed $ERLBRIDGE_SEED")
-    out.line("Press Ctrl-C to stop the cluster.")
-    with contextlib.suppress(KeyboardInterrupt):
+    out.line("  jupyter notebook examples/erlbridge-demo.ipynb")
+    out.line("Press Ctrl-C (or send SIGTERM) to stop the cluster.")
+    with contextlib.suppress(KeyboardInterrupt, _Terminated):
         signal.pause()
 
 

@@ -1,33 +1,34 @@
 """The blocking API: the same names, parameters and exceptions as :mod:`erlbridge.asyncio`.
 
-Every call is forwarded in one line to the asyncio core running in a daemon-thread loop
-(:mod:`erlbridge._portal`), so it works in plain scripts and inside a running Jupyter loop::
+Every method is derived from its asyncio twin (:mod:`erlbridge._blocking`): same
+parameters, defaults, annotations and docstring, forwarded in one line to the asyncio core
+running on a loop in its own thread (:mod:`erlbridge._portal`), so it works in plain
+scripts and inside a running Jupyter loop::
 
     from erlbridge.sync import Node
     with Node("py@127.0.0.1", cookie="secret") as node:
         node.rpc("app@127.0.0.1", "erlang", "node", [])
 
-A Node that is used without ``with``/``start()`` starts itself on first use.
+A Node that is used without ``with``/``start()`` starts itself on first use. The loop
+thread runs while a blocking Node is open: the first one starts it, closing the last one
+stops it.
 """
 
 from __future__ import annotations
 
-import logging
-import os
 import queue
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable
 from typing import Any
 
 from erlbridge import asyncio as aio
-from erlbridge._portal import Portal, default_portal
+from erlbridge._blocking import Twin, adapts, awaits, awaits_with, init_from, on_loop
+from erlbridge._portal import Portal, shared_portal
 from erlbridge.asyncio import driver as aio_driver
-from erlbridge.asyncio.driver import ReadinessReport, RunReport
-from erlbridge.asyncio.driver.driver import CHUNK_BYTES
-from erlbridge.asyncio.io_server import OutputCallback
+from erlbridge.asyncio.driver import ReadinessReport, RunReport  # noqa: F401 (importable here)
 from erlbridge.asyncio.node import NodeEvent
 from erlbridge.asyncio.process import DownMessage, ExitMessage
 from erlbridge.asyncio.rpc import RpcOutcome, RpcResult
-from erlbridge.asyncio.tls import TLSOptions
+from erlbridge.exceptions import InvalidState
 from erlbridge.term import Atom, Pid, Reference
 
 __all__ = [
@@ -42,16 +43,14 @@ __all__ = [
     "discover",
 ]
 
-
-class Process:
+class Process(Twin):
     """Blocking twin of :class:`erlbridge.asyncio.Process`."""
+
+    _inner: aio.Process
 
     def __init__(self, inner: aio.Process, portal: Portal) -> None:
         self._inner = inner
         self._portal = portal
-
-    def __repr__(self) -> str:
-        return repr(self._inner)
 
     @property
     def pid(self) -> Pid:
@@ -69,97 +68,46 @@ class Process:
     def exit_reason(self) -> Any:
         return self._inner.exit_reason
 
-    def receive(
-        self, match: Callable[[Any], bool] | None = None, timeout: float | None = None
-    ) -> Any:
-        return self._portal.call(self._inner.receive(match, timeout))
-
-    def receive_nowait(self, match: Callable[[Any], bool] | None = None) -> Any:
-        return self._portal.run(self._inner.receive_nowait, match)
-
-    def send(self, dest: Any, message: Any) -> None:
-        self._portal.run(self._inner.send, dest, message)
-
-    def link(self, pid: Pid) -> None:
-        self._portal.call(self._inner.link(pid))
-
-    def unlink(self, pid: Pid) -> None:
-        self._portal.call(self._inner.unlink(pid))
-
-    def monitor(self, target: Any) -> Reference:
-        return self._portal.run(self._inner.monitor, target)
-
-    def demonitor(self, ref: Reference) -> None:
-        self._portal.run(self._inner.demonitor, ref)
-
-    def exit(self, pid: Pid, reason: Any) -> None:
-        self._portal.run(self._inner.exit, pid, reason)
-
-    def close(self, reason: Any = "normal") -> None:
-        self._portal.run(self._inner.close, reason)
-
-    def mailbox_size(self) -> int:
-        return self._portal.run(self._inner.mailbox_size)
-
-    def mailbox_bytes(self) -> int:
-        return self._portal.run(self._inner.mailbox_bytes)
+    receive = awaits(aio.Process.receive)
+    receive_nowait = on_loop(aio.Process.receive_nowait)
+    send = on_loop(aio.Process.send)
+    link = awaits(aio.Process.link)
+    unlink = awaits(aio.Process.unlink)
+    monitor = on_loop(aio.Process.monitor)
+    demonitor = on_loop(aio.Process.demonitor)
+    exit = on_loop(aio.Process.exit)
+    close = on_loop(aio.Process.close)
+    mailbox_size = on_loop(aio.Process.mailbox_size)
+    mailbox_bytes = on_loop(aio.Process.mailbox_bytes)
 
 
-class Node:
-    """Blocking twin of :class:`erlbridge.asyncio.Node` (same arguments)."""
+def _blocking_process(node: Node, inner: aio.Process) -> Process:
+    return Process(inner, node._portal)
 
-    def __init__(
-        self,
-        name: str,
-        *,
-        cookie: str | None = None,
-        hidden: bool = True,
-        epmd_port: int | None = None,
-        start_epmd: bool = True,
-        net_ticktime: float = 60.0,
-        listen: bool = True,
-        listen_host: str | None = None,
-        listen_port: int = 0,
-        max_message_size: int | None = 256 * 1024 * 1024,
-        max_mailbox: int | None = 100_000,
-        max_mailbox_bytes: int | None = 256 * 1024 * 1024,
-        max_pending_handshakes: int = 128,
-        setup_timeout: float = 7.0,
-        connect_timeout: float = 10.0,
-        rpc_method: str = "rex",
-        output: OutputCallback | None = None,
-        logger: logging.Logger | None = None,
-        tls: TLSOptions | None = None,
-        portal: Portal | None = None,
-    ) -> None:
-        self._portal = portal or default_portal()
-        self._inner = aio.Node(
-            name,
-            cookie=cookie,
-            hidden=hidden,
-            epmd_port=epmd_port,
-            start_epmd=start_epmd,
-            net_ticktime=net_ticktime,
-            listen=listen,
-            listen_host=listen_host,
-            listen_port=listen_port,
-            max_message_size=max_message_size,
-            max_mailbox=max_mailbox,
-            max_mailbox_bytes=max_mailbox_bytes,
-            max_pending_handshakes=max_pending_handshakes,
-            setup_timeout=setup_timeout,
-            connect_timeout=connect_timeout,
-            rpc_method=rpc_method,
-            output=output,
-            logger=logger,
-            tls=tls,
-        )
 
-    def __repr__(self) -> str:
-        return repr(self._inner)
+class Node(Twin):
+    """Blocking twin of :class:`erlbridge.asyncio.Node` (same arguments).
+
+    ``portal``: the :class:`~erlbridge._portal.Portal` whose loop runs the node (default:
+    one shared by every blocking Node). The node holds it from here until :meth:`close`.
+    """
+
+    _inner: aio.Node
+
+    @init_from(aio.Node.__init__)
+    def __init__(self, *args: Any, portal: Portal | None = None, **kwargs: Any) -> None:
+        self._inner = aio.Node(*args, **kwargs)
+        self._portal = portal or shared_portal()
+        self._portal.acquire()
+        self._started = False  # our own flag: checked before every call, so kept cheap
+        self._closed = False
 
     def __enter__(self) -> Node:
-        self.start()
+        try:
+            self.start()
+        except BaseException:
+            self.close()  # `with` will not: let go of the portal
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -187,107 +135,53 @@ class Node:
         return self._inner.dropped
 
     def _ensure(self) -> None:
-        if not self._inner._started:
+        if not self._started:
+            if self._closed:
+                raise InvalidState(f"node {self.name} is closed")
             self.start()
 
+    @adapts(aio.Node.start)
     def start(self) -> None:
         self._portal.call(self._inner.start())
+        self._started = True
 
+    @adapts(aio.Node.close)
     def close(self) -> None:
-        self._portal.call(self._inner.close())
+        if self._closed:
+            return
+        self._closed = True
+        self._started = False
+        try:
+            self._portal.call(self._inner.close())
+        finally:
+            self._portal.release()  # the last open Node stops the loop thread
 
-    def connect(self, node: str, *, timeout: float | None = None) -> Atom:
-        self._ensure()
-        return self._portal.call(self._inner.connect(node, timeout=timeout))
+    connect = awaits(aio.Node.connect, start=True)
+    disconnect = awaits(aio.Node.disconnect, start=True)
+    ping = awaits(aio.Node.ping, start=True)
+    connected_nodes = on_loop(aio.Node.connected_nodes)
+    rpc = awaits(aio.Node.rpc, start=True)
+    multicall = awaits(aio.Node.multicall, start=True)
+    call = awaits(aio.Node.call, start=True)
+    cast = on_loop(aio.Node.cast, start=True)
+    send = on_loop(aio.Node.send, start=True)
+    drain = awaits(aio.Node.drain, start=True)
+    process = on_loop(aio.Node.process, start=True, result=_blocking_process)
+    unregister = on_loop(aio.Node.unregister)
+    whereis = on_loop(aio.Node.whereis)
+    registered = on_loop(aio.Node.registered)
+    make_ref = on_loop(aio.Node.make_ref)
+    unalias = on_loop(aio.Node.unalias)
 
-    def disconnect(self, node: str) -> None:
-        self._ensure()
-        self._portal.call(self._inner.disconnect(node))
-
-    def ping(self, node: str, *, timeout: float | None = None) -> bool:
-        self._ensure()
-        return self._portal.call(self._inner.ping(node, timeout=timeout))
-
-    def connected_nodes(self) -> list[Atom]:
-        return self._portal.run(self._inner.connected_nodes)
-
-    def rpc(
-        self,
-        node: str,
-        module: str,
-        function: str,
-        args: Sequence[Any] = (),
-        *,
-        timeout: float | None = 60.0,
-        capture_output: bool = False,
-    ) -> Any:
-        self._ensure()
-        return self._portal.call(
-            self._inner.rpc(
-                node, module, function, args, timeout=timeout, capture_output=capture_output
-            )
-        )
-
-    def multicall(
-        self,
-        nodes: Iterable[str],
-        module: str,
-        function: str,
-        args: Sequence[Any] = (),
-        *,
-        timeout: float | None = 60.0,
-        capture_output: bool = False,
-    ) -> dict[Atom, RpcOutcome]:
-        self._ensure()
-        return self._portal.call(
-            self._inner.multicall(
-                nodes, module, function, args, timeout=timeout, capture_output=capture_output
-            )
-        )
-
-    def call(self, dest: Any, request: Any, *, timeout: float | None = 5.0) -> Any:
-        self._ensure()
-        return self._portal.call(self._inner.call(dest, request, timeout=timeout))
-
-    def cast(self, node: str, module: str, function: str, args: Sequence[Any] = ()) -> None:
-        self._ensure()
-        self._portal.run(self._inner.cast, node, module, function, args)
-
-    def send(self, dest: Any, message: Any) -> None:
-        self._ensure()
-        self._portal.run(self._inner.send, dest, message)
-
-    def drain(self, node: str | None = None, *, timeout: float | None = None) -> None:
-        self._ensure()
-        self._portal.call(self._inner.drain(node, timeout=timeout))
-
-    def process(self, name: str | None = None, *, trap_exit: bool = False) -> Process:
-        self._ensure()
-        return Process(
-            self._portal.run(self._inner.process, name, trap_exit=trap_exit), self._portal
-        )
-
+    @adapts(aio.Node.register)
     def register(self, name: str, process: Process) -> None:
         self._portal.run(self._inner.register, name, process._inner)
 
-    def unregister(self, name: str) -> None:
-        self._portal.run(self._inner.unregister, name)
-
-    def whereis(self, name: str) -> Pid | None:
-        return self._portal.run(self._inner.whereis, name)
-
-    def registered(self) -> list[Atom]:
-        return self._portal.run(self._inner.registered)
-
-    def make_ref(self) -> Reference:
-        return self._portal.run(self._inner.make_ref)
-
+    @adapts(aio.Node.alias)
     def alias(self, process: Process) -> Reference:
         return self._portal.run(self._inner.alias, process._inner)
 
-    def unalias(self, ref: Reference) -> None:
-        self._portal.run(self._inner.unalias, ref)
-
+    @adapts(aio.Node.monitor_nodes)
     def monitor_nodes(
         self, target: Callable[[NodeEvent], Any] | queue.Queue[NodeEvent]
     ) -> Callable[[], None]:
@@ -300,25 +194,10 @@ class Node:
         return lambda: self._portal.run(cancel)
 
 
-def discover(
-    node: Node,
-    seed: str,
-    *,
-    include_connected: bool = False,
-    filter: str | Callable[[str], bool] | None = None,
-    timeout: float = 10.0,
-) -> list[str]:
-    """Blocking twin of :func:`erlbridge.asyncio.driver.discover` (takes a blocking Node)."""
-    node._ensure()
-    return node._portal.call(
-        aio_driver.discover(
-            node._inner, seed, include_connected=include_connected, filter=filter,
-            timeout=timeout,
-        )
-    )
+discover = awaits_with(aio_driver.discover, Node)
 
 
-class Driver:
+class Driver(Twin):
     """Blocking twin of :class:`erlbridge.asyncio.driver.Driver` (same arguments).
 
     ``node`` is a blocking :class:`Node`; every operation runs on its portal's loop and
@@ -326,129 +205,27 @@ class Driver:
     which releases barriers and closes the journal as the async driver does.
     """
 
-    def __init__(
-        self,
-        node: Node,
-        targets: Iterable[str],
-        *,
-        concurrency: int | None = None,
-        node_timeout: float = 60.0,
-        overall_timeout: float | None = None,
-        stop_on_first_failure: bool = False,
-        canary: bool = False,
-        dry_run: bool = False,
-        journal: str | os.PathLike[str] | None = None,
-        resume: bool = False,
-        barrier_timeout: float = 30.0,
-        restart_timeout: float = 60.0,
-        restart_grace: float = 3.0,
-        push_root: str = "/tmp/erlbridge-push",
-        logger: logging.Logger | None = None,
-    ) -> None:
+    _inner: aio_driver.Driver
+
+    @init_from(aio_driver.Driver.__init__)
+    def __init__(self, node: Node, *args: Any, **kwargs: Any) -> None:
         node._ensure()
         self._portal = node._portal
-        self._inner = aio_driver.Driver(
-            node._inner,
-            targets,
-            concurrency=concurrency,
-            node_timeout=node_timeout,
-            overall_timeout=overall_timeout,
-            stop_on_first_failure=stop_on_first_failure,
-            canary=canary,
-            dry_run=dry_run,
-            journal=journal,
-            resume=resume,
-            barrier_timeout=barrier_timeout,
-            restart_timeout=restart_timeout,
-            restart_grace=restart_grace,
-            push_root=push_root,
-            logger=logger,
-        )
+        self._inner = aio_driver.Driver(node._inner, *args, **kwargs)
 
     @property
     def targets(self) -> list[str]:
         return list(self._inner.targets)
 
-    def readiness(self, script: Any = None) -> ReadinessReport:
-        return self._portal.call(self._inner.readiness(script))
-
-    def run_script(
-        self,
-        script: Any,
-        *,
-        push_code: Mapping[str, str | os.PathLike[str] | Mapping[str, bytes]] | None = None,
-        lib_dirs: Mapping[str, str] | None = None,
-        suspend_timeout: float | None = None,
-        code_change_timeout: float | None = None,
-        update_paths: bool = False,
-        barrier_timeout: float | None = None,
-        resume_on_failure: bool = True,
-    ) -> RunReport:
-        return self._portal.call(
-            self._inner.run_script(
-                script,
-                push_code=push_code,
-                lib_dirs=lib_dirs,
-                suspend_timeout=suspend_timeout,
-                code_change_timeout=code_change_timeout,
-                update_paths=update_paths,
-                barrier_timeout=barrier_timeout,
-                resume_on_failure=resume_on_failure,
-            )
-        )
-
-    def upgrade(
-        self,
-        release: str | os.PathLike[str],
-        *,
-        permanent: bool = True,
-        purge: bool = False,
-        suspend_timeout: float | None = None,
-        code_change_timeout: float | None = None,
-        update_paths: bool = False,
-        error_action: str = "restart",
-        chunk_bytes: int = CHUNK_BYTES,
-        python_sync: Iterable[Any] | None = None,
-    ) -> RunReport:
-        return self._portal.call(
-            self._inner.upgrade(
-                release,
-                permanent=permanent,
-                purge=purge,
-                suspend_timeout=suspend_timeout,
-                code_change_timeout=code_change_timeout,
-                update_paths=update_paths,
-                error_action=error_action,
-                chunk_bytes=chunk_bytes,
-                python_sync=python_sync,
-            )
-        )
-
-    def downgrade(self, vsn: str, **kwargs: Any) -> RunReport:
-        return self._portal.call(self._inner.downgrade(vsn, **kwargs))
-
-    def unpack(
-        self, tarball: str | os.PathLike[str], *, chunk_bytes: int = CHUNK_BYTES
-    ) -> RunReport:
-        return self._portal.call(self._inner.unpack(tarball, chunk_bytes=chunk_bytes))
-
-    def make_permanent(self, vsn: str) -> RunReport:
-        return self._portal.call(self._inner.make_permanent(vsn))
-
-    def remove_release(self, vsn: str) -> RunReport:
-        return self._portal.call(self._inner.remove_release(vsn))
-
-    def reboot_old_release(self, vsn: str) -> RunReport:
-        return self._portal.call(self._inner.reboot_old_release(vsn))
-
-    def which_releases(self) -> RunReport:
-        return self._portal.call(self._inner.which_releases())
-
-    def upgrade_app(
-        self,
-        app: str,
-        new_dir: str | None = None,
-        *,
-        push_code: str | os.PathLike[str] | Mapping[str, bytes] | None = None,
-    ) -> RunReport:
-        return self._portal.call(self._inner.upgrade_app(app, new_dir, push_code=push_code))
+    readiness = awaits(aio_driver.Driver.readiness)
+    check_plan = awaits(aio_driver.Driver.check_plan)
+    run_script = awaits(aio_driver.Driver.run_script)
+    upgrade = awaits(aio_driver.Driver.upgrade)
+    # its **kwargs would let a caller pass ``self=`` by keyword, which mypy refuses to bind
+    downgrade = awaits(aio_driver.Driver.downgrade)  # type: ignore[arg-type]
+    unpack = awaits(aio_driver.Driver.unpack)
+    make_permanent = awaits(aio_driver.Driver.make_permanent)
+    remove_release = awaits(aio_driver.Driver.remove_release)
+    reboot_old_release = awaits(aio_driver.Driver.reboot_old_release)
+    which_releases = awaits(aio_driver.Driver.which_releases)
+    upgrade_app = awaits(aio_driver.Driver.upgrade_app)

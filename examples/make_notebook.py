@@ -18,14 +18,15 @@ upgrade `Script`, and upgrades the cluster's release — with tables and live pe
 progress rendered in the cells.
 
 It reads the cluster's coordinates from the environment, so the same notebook works
-against the local demo cluster (`scripts/demo.sh --keep` prints them) or containers:
+against the local demo cluster (`scripts/demo.sh --keep` prints every variable below:
+export them in the shell that starts Jupyter) or containers, from any working directory:
 
 | variable | meaning |
 |---|---|
 | `ERLBRIDGE_TARGETS` | comma-separated node names (`fixture1@127.0.0.1,...`) |
 | `ERLANG_COOKIE` or `ERLBRIDGE_COOKIE_FILE` | the cluster's cookie |
 | `ERL_EPMD_PORT` | EPMD port, if not 4369 |
-| `ERLBRIDGE_FIXTURES` | folder with `fixture-2.0.0.tar.gz` (for the upgrade) |
+| `ERLBRIDGE_FIXTURES` | folder with `fixture-2.0.0.tar.gz` (default: the checkout's) |
 | `ERLBRIDGE_CLIENT_HOST` | this machine's address as the nodes see it |
 | `ERLBRIDGE_RELEASE` | what to upgrade to: a tarball path or a version (see below) |"""),
     ("code", """import os
@@ -36,7 +37,12 @@ cookie = os.environ.get("ERLANG_COOKIE") or (
     Path(os.environ["ERLBRIDGE_COOKIE_FILE"]).read_text().strip()
 )
 epmd_port = int(os.environ["ERL_EPMD_PORT"]) if os.environ.get("ERL_EPMD_PORT") else None
-fixtures = Path(os.environ.get("ERLBRIDGE_FIXTURES", "_build/fixtures"))
+if os.environ.get("ERLBRIDGE_FIXTURES"):
+    fixtures = Path(os.environ["ERLBRIDGE_FIXTURES"]).resolve()
+else:  # the checkout's _build/fixtures, whatever folder Jupyter started the kernel in
+    from erlbridge.testing import fixture_tarballs
+
+    fixtures = fixture_tarballs()
 # the address this machine uses in node names (differs from the targets' with containers)
 host = os.environ.get("ERLBRIDGE_CLIENT_HOST") or targets[0].split("@", 1)[1]
 targets"""),
@@ -117,18 +123,32 @@ barrier holds every node until all have arrived — and make_permanent)."""),
 every node;
 the default is the local `fixture-2.0.0.tar.gz`) or a version whose tarball the nodes
 already hold (containers built from the repo's images carry theirs: the fixture's own
-`fixture:unpack/1` unpacks it first)."""),
+`fixture:unpack/1` unpacks it first).
+
+The upgrade starts from 1.0.0: nodes already at 2.0.0 (the state `scripts/demo.sh
+--keep` leaves the cluster in, or a second run of this notebook) first go back with
+`driver.downgrade("1.0.0")`, the relup's down-script."""),
     ("code", """import tempfile
 import time
 
 from erlbridge.display import CellProgress, watch_run
 from erlbridge.term import ErlString
 
+running = {plain(n): plain(o.unwrap())
+           for n, o in node.multicall(targets, "fixture", "vsn", []).items()}
+ahead = [t for t in targets if running[t] != "1.0.0"]
+if ahead:
+    back = await Driver(anode, ahead, node_timeout=120).downgrade("1.0.0")
+    assert back.ok, back.to_table()
+
 release = os.environ.get("ERLBRIDGE_RELEASE") or str(fixtures / "fixture-2.0.0.tar.gz")
 if release.endswith(".tar.gz"):
     source = Path(release)
 else:
-    unpacked = node.multicall(targets, "fixture", "unpack", [ErlString(release)], timeout=120)
+    known = node.multicall(targets, "release_handler", "which_releases", [])
+    fresh = [plain(n) for n, o in known.items()
+             if release not in [plain(vsn) for _name, vsn, _apps, _status in o.unwrap()]]
+    unpacked = node.multicall(fresh, "fixture", "unpack", [ErlString(release)], timeout=120)
     assert all(o.ok and o.value[0] == "ok" for o in unpacked.values()), unpacked
     source = release
 

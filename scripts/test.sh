@@ -6,7 +6,9 @@
 # venv (.venv, pip install -e '.[dev]'), starts dockerd when no engine answers, builds
 # the OTP base images and node images (cached), builds the fixture releases, runs the
 # linters and the whole pytest suite on both backends (local + docker OTP 25, 27, 29),
-# and prints a timing summary.
+# and prints a timing summary. The suite also builds erlbridge's wheel, installs it with
+# [testing] into a fresh venv and runs plain pytest in a user project outside the
+# repository (tests/plugin/test_plugin_wheel.py; needs the erlbridge-base:otp27 image).
 #
 #   bash scripts/test.sh [pytest args...]
 #
@@ -103,10 +105,24 @@ start_docker() {
 build_images() {
   if ! docker info >/dev/null 2>&1; then echo "skipped: no Docker engine"; return; fi
   local versions=${ERLBRIDGE_OTP//,/ }
-  # shellcheck disable=SC2086
-  bash scripts/build-base-images.sh $versions
+  # The wheel test's user project (tests/plugin/test_plugin_wheel.py) runs on OTP 27.
+  # shellcheck disable=SC2086,SC2046
+  bash scripts/build-base-images.sh $(printf '%s\n' $versions 27 | sort -u)
   # shellcheck disable=SC2086
   bash scripts/build-node-images.sh $versions
+}
+
+# The shop release (erlang_fixtures/shop/) for the machine's OTP, and for each OTP of
+# ERLBRIDGE_OTP in its base image when Docker answers (one build serves both when equal).
+build_realistic() {
+  local versions=()
+  if docker info >/dev/null 2>&1; then
+    # shellcheck disable=SC2206
+    versions=(${ERLBRIDGE_OTP//,/ })
+  fi
+  local local_otp
+  local_otp=$(erl -noshell -eval 'io:format("~s", [erlang:system_info(otp_release)]), halt().')
+  bash scripts/build-realistic.sh "$local_otp" "${versions[@]}"
 }
 
 lint() {
@@ -119,5 +135,6 @@ step "venv" setup_venv
 step "docker engine" start_docker
 step "images" build_images
 step "fixtures" bash scripts/build-fixtures.sh
+step "realistic release" build_realistic
 step "lint" lint
 step "pytest" .venv/bin/pytest --durations=15 "$@"

@@ -40,3 +40,32 @@ def test_a_failing_formatter_never_breaks_a_message(monkeypatch: pytest.MonkeyPa
 
     monkeypatch.setattr(ex, "_term_text", broken)
     assert str(ex.BadRpc(Atom("x"))) == "badrpc: x"
+
+
+def test_messages_are_bounded_whatever_the_reason() -> None:
+    huge = [list(range(1000)) for _ in range(1000)]
+    text = str(ex.BadRpc((Atom("EXIT"), huge)))
+    assert len(text) <= len("badrpc: ") + ex.TEXT_LIMIT + 3 and text.endswith("...")
+    assert text.startswith("badrpc: {'EXIT',[[0,1,2,")
+    assert ex.bounded_text(b"x" * 10**7).startswith('<<"xxx')
+    assert len(ex.bounded_text(b"x" * 10**7)) == ex.TEXT_LIMIT + 3
+    assert ex.bounded_text(10**100000).endswith("...")  # never converted in full
+    assert ex.bounded_text((1, 2 ** 64)) == "{1,18446744073709551616}"  # small: unchanged
+    assert ex.bounded_text("prose " * 1000, 10) == "prose pros..."
+    nested: list[object] = []
+    for _ in range(5000):
+        nested = [nested]
+    assert ex.bounded_text(nested).endswith("...")
+
+
+def test_unreachable_is_a_nodedown_and_keeps_the_detail() -> None:
+    detail = ex.Timeout("EPMD port_please for 'a'", 5.0)
+    err = ex.NodeUnreachable.of("a@h", detail)
+    assert isinstance(err, ex.NodeDown) and isinstance(err, ex.Timeout)
+    assert err.detail is detail and err.timeout == 5.0 and err.node == "a@h"
+    assert str(err) == "cannot reach node a@h: EPMD port_please for 'a' timed out after 5.0 s"
+    refused = ex.NodeUnreachable.of("a@h", ConnectionRefusedError(111, "refused"))
+    assert isinstance(refused, ConnectionRefusedError) and isinstance(refused.detail, OSError)
+    assert refused.detail.errno == 111
+    assert isinstance(ex.NodeUnreachable.of("a@h", ex.NodeNotFound("no")), ex.NodeNotFound)
+    assert str(ex.NodeUnreachable("a@h", "gone")) == "cannot reach node a@h: gone"

@@ -3,42 +3,63 @@
 from __future__ import annotations
 
 import inspect
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+sys.path.insert(0, str(Path(__file__).parent))
+
+import eb_parity
+
 import erlbridge
+from erlbridge import asyncio as aio
 from erlbridge import sync
 from erlbridge.asyncio import driver as aio_driver
 
 
-def _public(cls: type) -> dict[str, Any]:
-    return {
-        name: member
-        for name, member in inspect.getmembers(cls)
-        if not name.startswith("_") and inspect.isfunction(member)
-    }
-
-
 def test_every_driver_coroutine_has_a_blocking_twin() -> None:
-    async_api = {
-        n: m for n, m in _public(aio_driver.Driver).items() if inspect.iscoroutinefunction(m)
+    """Names, parameter kinds, defaults, annotations and docstrings all match."""
+    coroutines = {
+        n for n, m in eb_parity.public(aio_driver.Driver).items() if inspect.iscoroutinefunction(m)
     }
-    sync_api = _public(sync.Driver)
-    assert sorted(async_api) == sorted(n for n in sync_api if n in async_api)
-    for name, member in async_api.items():
-        twin = sync_api[name]
-        assert not inspect.iscoroutinefunction(twin), name
-        assert list(inspect.signature(member).parameters) == list(
-            inspect.signature(twin).parameters
-        ), name
-    assert list(inspect.signature(aio_driver.Driver.__init__).parameters) == list(
-        inspect.signature(sync.Driver.__init__).parameters
+    others = set(eb_parity.public(aio_driver.Driver)) - coroutines
+    assert coroutines  # the check below is about something
+    assert eb_parity.problems(
+        aio_driver.Driver,
+        sync.Driver,
+        translate={aio.Node: sync.Node},
+        skip=others,
+        init_replaced={"node": sync.Node},
+    ) == []
+    assert eb_parity.signature_problems(
+        "discover",
+        aio_driver.discover,
+        sync.discover,
+        translate={},
+        replaced={"node": sync.Node},
+    ) == []
+    assert inspect.getdoc(sync.discover) == inspect.getdoc(aio_driver.discover)
+
+
+def test_the_driver_parity_check_catches_drift() -> None:
+    class Drifted(sync.Driver):
+        def upgrade_app(  # type: ignore[override]
+            self, app: str, new_dir: str | None = None, *, push_code: Any = None
+        ) -> Any:
+            return None
+
+    found = eb_parity.problems(
+        aio_driver.Driver,
+        Drifted,
+        translate={aio.Node: sync.Node},
+        skip=set(eb_parity.public(aio_driver.Driver)) - {"upgrade_app"},
+        init_replaced={"node": sync.Node},
     )
-    assert list(inspect.signature(aio_driver.discover).parameters) == list(
-        inspect.signature(sync.discover).parameters
-    )
+    assert "upgrade_app: docstring differs" in found
+    assert any(p.startswith("upgrade_app(push_code): annotation") for p in found)
+    assert any(p.startswith("upgrade_app: returns") for p in found)
 
 
 def test_top_level_exports() -> None:

@@ -27,8 +27,9 @@ logger = logging.getLogger(__name__)
 class ConnectionOwner(Protocol):
     """What a :class:`DistProtocol` reports to (the node)."""
 
-    def on_name(self, proto: DistProtocol, event: NameReceived) -> str:
-        """Acceptor: return the status to answer (ok | ok_simultaneous | nok | alive | ...)."""
+    def on_name(self, proto: DistProtocol, event: NameReceived) -> str | None:
+        """Acceptor: return the status to answer (ok | ok_simultaneous | alive accept the
+        peer; nok | not_allowed refuse it), or None to close without a status."""
 
     def on_up(self, proto: DistProtocol, event: Connected) -> None: ...
 
@@ -102,7 +103,7 @@ class DistProtocol(asyncio.Protocol):
                 self.abort(exc)
                 return
             on_message = self.owner.on_message
-            for event, size in zip(events, conn.frame_sizes, strict=True):
+            for event, size in zip(events, conn.message_sizes, strict=True):
                 on_message(self, event, size)
             self.flush()
             return
@@ -165,14 +166,15 @@ class DistProtocol(asyncio.Protocol):
                 if isinstance(event, NameReceived):
                     self.peer_node = event.node
                     status = self.owner.on_name(self, event)
-                    if status in ("ok", "ok_simultaneous"):
+                    if status in ("ok", "ok_simultaneous", "alive"):
                         hs.accept(status)
                         events.extend(hs.receive_data(b""))
                     else:
-                        hs.reject(status)
-                        self._write(hs.data_to_send())
+                        if status is not None:
+                            hs.reject(status)
+                            self._write(hs.data_to_send())
                         self.down_reason = HandshakeError(
-                            f"refused {event.node}: {status}", status=status
+                            f"refused {event.node}: {status or 'closed'}", status=status
                         )
                         assert self.transport is not None
                         self.transport.close()

@@ -1,4 +1,7 @@
-"""EPMD client: PORT_PLEASE2, NAMES and a kept-open ALIVE2 registration (OTP-NOTES §7)."""
+"""EPMD client: PORT_PLEASE2, NAMES and a kept-open ALIVE2 registration.
+
+See docs/internals/otp-facts.md#epmd.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The node's group leader: answers every Erlang io request (OTP-NOTES §4.3).
+"""The node's group leader: answers every Erlang io request
+(docs/internals/otp-facts.md#the-io-protocol).
 
 Remote processes whose group leader is this pid (rpc calls made without
 ``capture_output``) send ``{io_request, From, ReplyAs, Request}``; each one is answered so

@@ -39,18 +39,28 @@ from erlbridge.asyncio.rpc import (
 )
 from erlbridge.asyncio.tls import TLSAcceptor, TLSOptions, accepts_with_start_tls, tls_error
 from erlbridge.exceptions import (
+    AuthenticationError,
     EpmdUnreachable,
     ErlbridgeError,
     HandshakeError,
     InvalidState,
     NodeDown,
+    NodeUnreachable,
     NoProcess,
     ProtocolError,
     Timeout,
+    TLSError,
+    bounded_text,
 )
 from erlbridge.protocol import control as c
 from erlbridge.protocol.flags import default_flags
-from erlbridge.protocol.handshake import Connected, Handshake, NameReceived, Role
+from erlbridge.protocol.handshake import (
+    Connected,
+    Handshake,
+    NameReceived,
+    Role,
+    node_name_problem,
+)
 from erlbridge.term import Atom, Pid, Reference, encode
 
 __all__ = ["Node", "NodeEvent", "resolve_cookie"]
@@ -109,16 +119,23 @@ def resolve_cookie(cookie: str | None) -> str:
 
 
 def _split_target(node: str) -> tuple[str, str, int | None]:
-    """``name@host`` or ``name@host:port`` -> (``name@host``, host, port or None)."""
+    """``name@host`` or ``name@host:port`` -> (``name@host``, host, port or None).
+
+    Raises ValueError for a name OTP would refuse (see ``node_name_problem``)."""
     full = str.__str__(node) if isinstance(node, Atom) else node
     alive, at, host = full.partition("@")
-    if not at or not alive or not host:
-        raise ValueError(f"not a node name: {full!r} (want name@host)")
     port: int | None = None
     if ":" in host and not host.startswith("["):
         host, _, port_text = host.rpartition(":")
-        port = int(port_text)
-    return f"{alive}@{host}", host, port
+        try:
+            port = int(port_text)
+        except ValueError:
+            raise ValueError(f"not a port in {bounded_text(full, 300)!r}") from None
+    name = f"{alive}{at}{host}"
+    problem = node_name_problem(name)
+    if problem is not None:
+        raise ValueError(f"not a node name: {bounded_text(full, 300)!r} ({problem})")
+    return name, host, port
 
 
 class _Peer:
@@ -176,10 +193,11 @@ class Node:
     bytes per incoming frame (default 256 MiB; None = unlimited; a larger frame closes the
     connection with a FramingError); ``max_mailbox`` messages per Process mailbox (default
     100 000; None = unlimited) and ``max_mailbox_bytes`` (default 256 MiB; None = unlimited)
-    of messages from remote nodes, counted as their frames' sizes on the wire: a message
-    that would overflow either bound is dropped (newest first: the mailbox keeps its oldest
-    messages), counted in :attr:`dropped` and in ``Process.overflowed``, and logged (the
-    first drop and every 10 000th);
+    of messages from remote nodes, each counted as its frame's size plus what its
+    compressed terms inflate to (a compressed term may not inflate a message beyond
+    ``max_message_size`` either): a message that would overflow either bound is dropped
+    (newest first: the mailbox keeps its oldest messages), counted in :attr:`dropped` and
+    in ``Process.overflowed``, and logged (the first drop and every 10 000th);
     ``max_pending_handshakes`` incoming connections in the handshake at once (default 128;
     more are closed at once and logged); ``setup_timeout`` seconds for a handshake (OTP's
     net_setuptime); ``output`` receives
@@ -230,6 +248,9 @@ class Node:
         self.max_pending_handshakes = max_pending_handshakes
         #: incoming connections still in the handshake, and how many were refused
         self._handshaking: set[DistProtocol] = set()
+        #: incoming connections answered "alive": they replace the node's connection
+        #: once authenticated
+        self._replacing: set[DistProtocol] = set()
         self._refused = 0
         self.setup_timeout = setup_timeout
         self.connect_timeout = connect_timeout
@@ -239,7 +260,8 @@ class Node:
         self.log = logger or _logger
         self.tls = tls
         self._client_ssl: ssl.SSLContext | None = tls.client_context() if tls else None
-        self._packet_bytes = 4 if tls else 2  # handshake length prefix (OTP-NOTES §8)
+        # handshake length prefix (docs/internals/otp-facts.md#tls-distribution)
+        self._packet_bytes = 4 if tls else 2
         self.flags = default_flags(hidden=hidden)
         self.creation = 0
         #: messages dropped because nobody could receive them
@@ -337,7 +359,8 @@ class Node:
                 raise
             self.creation = self._registration.creation
         if self.creation < 4:
-            # no EPMD registration: a random creation, never 0..3 (OTP-NOTES §6.6)
+            # no EPMD registration: a random creation, never 0..3
+            # (docs/internals/otp-facts.md#creation)
             self.creation = 4 + secrets.randbelow(_MAX_ID - 4)
         self._started = True
         self._deadlines = _Deadlines(self._loop)
@@ -465,8 +488,11 @@ class Node:
     async def connect(self, node: str, *, timeout: float | None = None) -> Atom:
         """Connect to ``node`` (``name@host``, or ``name@host:port`` without EPMD).
 
-        Returns the node name. Raises NodeNotFound (unknown to EPMD), AuthenticationError
-        (cookies differ), HandshakeError, NodeDown (unreachable), Timeout.
+        Returns the node name. Raises NodeUnreachable, a NodeDown, when the node cannot be
+        reached (its ``detail`` says why: NodeNotFound from EPMD, an OSError, a Timeout, a
+        HandshakeError; it is an instance of that class too), AuthenticationError (cookies
+        differ), TLSError, Timeout (``timeout`` ran out first), ValueError (not a node
+        name).
         """
         peer = self._peer_for(node)
         await self._wait_connected(peer, timeout if timeout is not None else self.connect_timeout)
@@ -557,12 +583,12 @@ class Node:
                 except (ssl.SSLError, ssl.CertificateError) as exc:
                     raise tls_error(exc, peer.name) from exc
                 except (ConnectionResetError, ConnectionAbortedError) as exc:
-                    if self.tls is None:
-                        raise NodeDown(peer.name, f"connection to {host}:{port}: {exc}") from exc
-                    # reset or timed out in the TLS handshake (e.g. a plaintext node)
-                    raise tls_error(exc, peer.name) from exc
+                    if self.tls is not None:
+                        # reset or timed out in the TLS handshake (e.g. a plaintext node)
+                        raise tls_error(exc, peer.name) from exc
+                    raise NodeUnreachable.of(peer.name, exc) from exc
                 except OSError as exc:
-                    raise NodeDown(peer.name, f"cannot connect to {host}:{port}: {exc}") from exc
+                    raise NodeUnreachable.of(peer.name, exc) from exc
                 await asyncio.shield(peer.connected)
         except Timeout as exc:  # a step's own deadline (EPMD's): keep its message
             self._dial_failed(peer, exc)
@@ -581,6 +607,7 @@ class Node:
             self._fail_peer(peer, exc)
 
     def _fail_peer(self, peer: _Peer, exc: BaseException) -> None:
+        exc = _connect_error(peer.name, exc)
         if not peer.connected.done():
             peer.connected.set_exception(exc)
             peer.connected.exception()  # mark retrieved: nobody may be waiting
@@ -628,10 +655,16 @@ class Node:
 
     # ConnectionOwner callbacks ------------------------------------------------------------
 
-    def on_name(self, proto: DistProtocol, event: NameReceived) -> str:
+    def on_name(self, proto: DistProtocol, event: NameReceived) -> str | None:
+        """The status for an incoming name, as net_kernel's accept_pending decides it.
+
+        Nothing about an existing connection changes here: the name is not yet
+        authenticated (anyone who reaches our port can claim any name)."""
         if self._closed:
             return "not_allowed"
         key = as_atom(event.node)
+        if key == self.name:
+            return None  # our own name: not a peer
         peer = self._peers.get(key)
         if peer is None:
             loop = self._require_started()
@@ -640,17 +673,15 @@ class Node:
             peer.proto = proto
             return "ok"
         if peer.up:
-            # They dial although we hold a connection: ours is stale (the node restarted).
-            assert peer.proto is not None
-            self.log.info("%s reconnects; dropping the old connection", key)
-            old = peer.proto
-            self._peer_down(peer, NOCONNECTION)
-            old.close(Atom("connection_closed"))
-            new = _Peer(key, self._require_started())
-            new.proto = proto
-            self._peers[key] = new
-            return "ok"
-        # Simultaneous connect: the greater name wins (net_kernel accept_pending).
+            # We hold a connection from that name: the node may have restarted (its old
+            # connection died silently), or someone claims its name. dist_util answers
+            # "alive" and replaces the old connection only once the newcomer has passed
+            # the challenge (see on_up).
+            self._replacing.add(proto)
+            return "alive"
+        if peer.proto is not None:
+            return None  # another incoming connection from that name is pending
+        # Simultaneous connect (our dial is pending): the greater name wins.
         if self.name > key:
             return "nok"
         task, peer.task = peer.task, None  # detach first: see _dial_failed
@@ -663,6 +694,16 @@ class Node:
         self._handshaking.discard(proto)
         key = as_atom(event.node)
         peer = self._peers.get(key)
+        if proto in self._replacing:
+            # authenticated now: the node came back, its old connection is stale
+            self._replacing.discard(proto)
+            if peer is not None and peer.proto is not proto:
+                old = peer.proto
+                self.log.info("%s reconnected; dropping its old connection", key)
+                self._peer_down(peer, NOCONNECTION)
+                if old is not None:
+                    old.close(Atom("connection_closed"))
+                peer = None
         if peer is None or (peer.proto is not None and peer.proto is not proto):
             if peer is not None and peer.up:
                 proto.close(Atom("duplicate"))
@@ -682,6 +723,7 @@ class Node:
 
     def on_handshake_failed(self, proto: DistProtocol, exc: BaseException) -> None:
         self._handshaking.discard(proto)
+        self._replacing.discard(proto)
         if proto.peer_node is None:
             self.log.debug("incoming handshake failed: %s", exc)
             return
@@ -725,7 +767,7 @@ class Node:
                 if pid.node == node:
                     del endpoint.monitored_by[ref]
         if was_up:
-            self.log.info("connection to %s lost: %s", node, reason)
+            self.log.info("connection to %s lost: %s", node, _Bounded(reason))
             self._notify(NodeEvent("nodedown", node, reason))
 
     def _fail_calls(self, peer: _Peer, exc: BaseException) -> None:
@@ -812,7 +854,9 @@ class Node:
                 raise NoProcess(f"no process registered as {dest!r}")
             endpoint.deliver(message)
             return
-        raise TypeError(f"cannot send to {dest!r}: want a Pid, (name, node), alias or name")
+        raise TypeError(
+            f"cannot send to {bounded_text(dest)}: want a Pid, (name, node), alias or name"
+        )
 
     def send(self, dest: Any, message: Any) -> None:
         """Send from the node's anonymous pid (replies, if any, are dropped)."""
@@ -864,12 +908,12 @@ class Node:
 
     def _drop(self, to: Any, message: Any, why: str) -> None:
         self.dropped += 1
-        self.log.debug("dropped message to %s (%s)", to, why)
+        self.log.debug("dropped message to %s (%s)", _Bounded(to), why)
 
     # -- incoming --------------------------------------------------------------------------
 
     def on_message(self, proto: DistProtocol, msg: c.ControlMessage, size: int = 0) -> None:
-        """Dispatch one control message; ``size`` is its frame's size (mailbox accounting)."""
+        """Dispatch one control message; ``size`` is its cost (frame + inflated: mailbox bytes)."""
         cls = type(msg)
         if cls is c.SendSender or cls is c.Send:
             try:
@@ -884,7 +928,7 @@ class Node:
             return
         handler = _HANDLERS.get(cls)
         if handler is None:
-            self.log.debug("ignored control message %r", msg)
+            self.log.debug("ignored control message %s", _Bounded(msg))
             return
         # Signals that we act on by answering the sender (LINK, UNLINK_ID, MONITOR_P,
         # SPAWN_REQUEST, ...) or that hit our processes (EXIT, EXIT2) must come from a
@@ -897,7 +941,9 @@ class Node:
             isinstance(sender, Pid) and sender.node == proto.peer_node
         ):
             proto.abort(
-                ProtocolError(f"{cls.__name__} from {proto.peer_node} claims sender {sender!r}")
+                ProtocolError(
+                    f"{cls.__name__} from {proto.peer_node} claims sender {bounded_text(sender)}"
+                )
             )
             return
         try:
@@ -905,7 +951,10 @@ class Node:
         except (TypeError, AttributeError, ValueError) as exc:
             # fields of the wrong type (a pid that is not a pid, ...): the peer broke the rules
             proto.abort(
-                ProtocolError(f"malformed {type(msg).__name__} from {proto.peer_node}: {exc}")
+                ProtocolError(
+                    f"malformed {type(msg).__name__} from {proto.peer_node}: "
+                    + bounded_text(str(exc))
+                )
             )
 
     def _on_reg_send(self, proto: DistProtocol, msg: c.RegSend, size: int) -> None:
@@ -1067,7 +1116,7 @@ class Node:
             else:
                 self._send_control(target.node, c.MonitorP(proc.pid, target, ref))
             return ref
-        raise TypeError(f"cannot monitor {target!r}")
+        raise TypeError(f"cannot monitor {bounded_text(target)}")
 
     def _demonitor(self, proc: Process, ref: Reference) -> None:
         entry = proc.monitors.pop(ref, None)
@@ -1124,7 +1173,7 @@ class Node:
         ``dest`` is a pid or ``(name, node)``. Raises Timeout, NodeDown.
         """
         node = as_atom(dest.node if isinstance(dest, Pid) else dest[1])
-        full = as_atom(_split_target(node)[0])
+        full = self._target(node)
         return await self._call(
             node,
             full,
@@ -1222,7 +1271,8 @@ class Node:
         what: Callable[[], str],
     ) -> Any:
         """``erpc:call`` on the wire: SPAWN_REQUEST of ``erpc:execute_call/4`` with a monitor;
-        the result arrives as the executor's DOWN reason (OTP-NOTES §4.2). Erts spawns the
+        the result arrives as the executor's DOWN reason (docs/internals/otp-facts.md#erpc).
+        Erts spawns the
         executor itself, so there is no hop through the ``rex`` server. The request id
         doubles as erpc's result tag."""
         loop = self._loop
@@ -1285,7 +1335,8 @@ class Node:
         """``rpc:call(Node, Module, Function, Args)`` through the node's rex.
 
         Returns the value, or RpcResult(value, output) with ``capture_output=True``.
-        Raises RemoteException (the call raised), BadRpc, NodeDown, Timeout, and the
+        Raises RemoteException (the call raised), BadRpc, NodeDown (the connection was
+        lost, or NodeUnreachable: it could not be made), Timeout, and the other
         connection errors of :meth:`connect`.
         """
         request_args = list(args)
@@ -1417,6 +1468,31 @@ class _Expired(Exception):
     """Internal: a call's deadline passed."""
 
 
+class _Bounded:
+    """A log argument that renders a peer's value with bounded_text, only when a handler
+    formats the record (a disabled DEBUG costs nothing)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __str__(self) -> str:
+        return bounded_text(self.value)
+
+
+def _connect_error(node: Atom, exc: BaseException) -> BaseException:
+    """What a failed connection attempt raises: a wrong cookie or a TLS failure keeps its
+    type (configuration errors), anything else means the node cannot be reached."""
+    if isinstance(exc, NodeUnreachable | AuthenticationError | TLSError | InvalidState):
+        return exc
+    if isinstance(exc, ErlbridgeError | OSError):
+        err = NodeUnreachable.of(node, exc)
+        err.__cause__ = exc
+        return err
+    return exc
+
+
 class _Deadlines:
     """Every call's deadline behind one loop timer (instead of a TimerHandle per call).
 
@@ -1516,8 +1592,8 @@ def _is_ip(host: str) -> bool:
     return True
 
 
-#: control message type -> handler(node, proto, msg, frame size); the size is what a
-#: delivered message counts against its mailbox's max_mailbox_bytes
+#: control message type -> handler(node, proto, msg, size); the size (frame + inflated) is
+#: what a delivered message counts against its mailbox's max_mailbox_bytes
 _HANDLERS: dict[type, Callable[[Node, DistProtocol, Any, int], None]] = {
     c.RegSend: Node._on_reg_send,
     c.AliasSend: Node._on_alias_send,

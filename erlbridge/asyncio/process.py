@@ -70,7 +70,8 @@ class Endpoint:
         self.monitored_by: dict[Reference, Pid] = {}
 
     def deliver(self, message: Any, size: int = 0) -> None:
-        """Take ``message``; ``size`` is its frame's size on the wire (0: a local send)."""
+        """Take ``message``; ``size`` is what it cost to receive: its frame's size plus
+        what its compressed terms inflated to (0: a local send)."""
         raise NotImplementedError
 
     def exit_signal(self, sender: Any, reason: Any, *, linked: bool) -> None:
@@ -108,7 +109,7 @@ class Process(Endpoint):
         self.trap_exit = trap_exit
         self.exit_reason: Any = None
         self._mailbox: deque[Any] = deque()
-        # wire sizes of the mailbox's messages, index for index, and their sum
+        # sizes of the mailbox's messages (frame + inflated), index for index, and their sum
         self._sizes: deque[int] = deque()
         self._mailbox_bytes = 0
         #: messages dropped because the mailbox was full (``node.max_mailbox`` messages or
@@ -150,11 +151,12 @@ class Process(Endpoint):
             # log the first drop and every 10 000th; the mailbox keeps its oldest messages.
             if self.overflowed % 10_000 == 0:
                 logger.warning(
-                    "mailbox of %s is full (%d messages, %d bytes): dropping new messages "
-                    "(%d so far)",
+                    "mailbox of %s is full (%d messages, %d bytes; a message of %d bytes): "
+                    "dropping new messages (%d so far)",
                     self.pid,
                     len(self._mailbox),
                     self._mailbox_bytes,
+                    size,
                     self.overflowed + 1,
                 )
             self.overflowed += 1
@@ -168,7 +170,8 @@ class Process(Endpoint):
         return len(self._mailbox)
 
     def mailbox_bytes(self) -> int:
-        """Wire bytes of the messages waiting in the mailbox (remote messages only)."""
+        """Bytes of the messages waiting in the mailbox (remote messages only): each
+        counts its frame's size plus what its compressed terms inflated to."""
         return self._mailbox_bytes
 
     def receive_nowait(self, match: Callable[[Any], bool] | None = None) -> Any:

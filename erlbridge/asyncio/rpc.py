@@ -1,4 +1,6 @@
-"""rpc through the target's ``rex`` server (OTP-NOTES §4.1, §5).
+"""rpc through the target's ``rex`` server.
+
+See docs/internals/otp-facts.md#rex and docs/internals/otp-facts.md#gen_server-calls.
 
 Request: ``REG_SEND rex {'$gen_call', {Pid, Ref}, {call, M, F, A, GL}}``; the reply
 ``{Ref, Reply}`` comes via SEND_SENDER. All concurrent calls share one reply endpoint and are
@@ -142,7 +144,9 @@ NOCONNECTION = Atom("noconnection")
 
 
 def interpret_erpc(result: ErpcExit, tag: Reference, node: str) -> Any:
-    """Value of an ``erpc:execute_call/4`` run (OTP-NOTES §4.2), with rpc's semantics.
+    """Value of an ``erpc:execute_call/4`` run, with rpc's semantics.
+
+    See docs/internals/otp-facts.md#erpc.
 
     ``{Tag, return, V}`` -> V; ``{Tag, throw, T}`` -> T (returned, as rpc:call does);
     ``{Tag, exit, R}`` -> RemoteException("exit"); ``{Tag, error, R, Stack}`` ->

@@ -1,4 +1,6 @@
-"""TLS distribution (``-proto_dist inet_tls``, OTP-NOTES §8): options, contexts, accepting.
+"""TLS distribution (``-proto_dist inet_tls``): options, contexts, accepting.
+
+See docs/internals/otp-facts.md#tls-distribution.
 
 EPMD stays plaintext; only the distribution connection is wrapped. Inside TLS every
 handshake message has a 4-byte length (``{packet, 4}``), not the 2 bytes of TCP; the node

@@ -9,7 +9,9 @@ import click
 
 from erlbridge.cli._cmd_cluster import nodes, ping, releases, rpc
 from erlbridge.cli._cmd_driver import downgrade, readiness, run, upgrade
+from erlbridge.cli._cmd_images import images
 from erlbridge.cli._cmd_journal import journal
+from erlbridge.cli._cmd_plan import plan
 from erlbridge.cli._cmd_script import script
 from erlbridge.version import __version__
 
@@ -32,6 +34,7 @@ Examples:
   erlbridge run patch.py -t app1@127.0.0.1 --dry-run
   erlbridge upgrade app-2.0.0.tar.gz --seed app1@127.0.0.1 --journal up.journal
   erlbridge journal show up.journal
+  erlbridge plan old/rel/app new/rel/app --tarball app-2.0.0.tar.gz
 """
 
 
@@ -55,8 +58,10 @@ def cli(verbose: int) -> None:
         )
 
 
-for command in (nodes, ping, rpc, releases, readiness, script, run, upgrade, downgrade, journal):
+for command in (nodes, ping, rpc, releases, readiness, script, run, upgrade, downgrade, journal,
+                images):
     cli.add_command(command)
+cli.add_command(plan)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,7 +26,7 @@ from erlbridge.cli._common import (
 )
 from erlbridge.cli._output import Output
 from erlbridge.display import Table, erlang_text, format_duration, plain
-from erlbridge.exceptions import BadRpc, ErlbridgeError, Timeout
+from erlbridge.exceptions import BadRpc, ErlbridgeError, NodeDown, Timeout
 
 __all__ = ["nodes", "ping", "releases", "rpc"]
 
@@ -157,7 +157,7 @@ def ping(
 @click.argument("target", metavar="NODE")
 @click.argument("module")
 @click.argument("function")
-@click.argument("args", default="[]")
+@click.argument("args", required=False)
 @click.option(
     "--no-output",
     is_flag=True,
@@ -170,7 +170,7 @@ def rpc(
     target: str,
     module: str,
     function: str,
-    args: str,
+    args: str | None,
     no_output: bool,
     name: str | None,
     cookie_file: Path | None,
@@ -181,7 +181,8 @@ def rpc(
 ) -> None:
     """Call MODULE:FUNCTION(ARGS...) on NODE and print the result as Erlang text.
 
-    ARGS is the argument *list* written as Erlang text (default ``[]``). Text the call
+    ARGS is the list of arguments written as one Erlang list: '[1, 10]' calls
+    FUNCTION(1, 10); without ARGS FUNCTION is called with no argument. Text the call
     prints (io:format) is captured and shown before the result. Exit code 1 if the call
     raised or returned {badrpc, _}, 3 if NODE cannot be reached.
 
@@ -192,17 +193,8 @@ def rpc(
       erlbridge rpc app1@127.0.0.1 io format '["hello ~s~n", ["world"]]'
       erlbridge rpc app1@127.0.0.1 release_handler which_releases --json
     """
-    from erlbridge.term import parse_term  # noqa: PLC0415
-
     output = Output(json_mode=json_mode)
-    try:
-        arg_list = parse_term(args)
-    except ErlbridgeError as exc:
-        raise click.BadParameter(str(exc), param_hint="ARGS") from exc
-    if not isinstance(arg_list, list):
-        raise click.BadParameter(
-            f"must be an Erlang list such as [1, 2], not {args!r}", param_hint="ARGS"
-        )
+    arg_list = _arg_list(args)
     conn = _conn(
         output,
         name=name,
@@ -233,7 +225,9 @@ def rpc(
                     capture_output=True,
                 )
                 return result.value, result.output, None
-            except (BadRpc, Timeout) as exc:
+            except (BadRpc, Timeout, NodeDown) as exc:
+                # NodeDown: the connection was lost during the call (it may have halted
+                # the node): the call failed, it is no crash of the CLI
                 return None, "", exc
 
     value, printed, error = run_async(main)
@@ -254,6 +248,44 @@ def rpc(
             output.err.print(f"error: {describe_error(error)}", markup=False, highlight=False)
     if error is not None:
         raise SystemExit(EXIT_FAILED)
+
+
+_KINDS = (
+    (bool, "the atom {}"),
+    (int, "the integer {}"),
+    (float, "the float {}"),
+    (str, "the atom {}"),
+    (tuple, "the tuple {}"),
+    (bytes, "the binary {}"),
+    (dict, "the map {}"),
+)
+
+
+def _arg_list(args: str | None) -> list[Any]:
+    """ARGS as the argument list; a usage error (exit 2) that says what is wrong."""
+    from erlbridge.term import ErlString, parse_term  # noqa: PLC0415
+
+    if args is None:
+        return []
+    example = "must be one Erlang list of the arguments, such as '[1, 10]'"
+    try:
+        value = parse_term(args)
+    except ErlbridgeError as exc:
+        try:  # "1, 10": the arguments without their brackets
+            parse_term(f"[{args}]")
+        except ErlbridgeError:
+            raise click.BadParameter(f"{example} ({exc})", param_hint="ARGS") from exc
+        raise click.BadParameter(
+            f"{example}: write '[{args}]'", param_hint="ARGS"
+        ) from exc
+    if isinstance(value, list):
+        return value
+    if isinstance(value, ErlString):
+        hint = f"the string {args}: to pass it as one argument write '[{args}]'"
+    else:
+        kind = next((k for t, k in _KINDS if isinstance(value, t)), "the term {}")
+        hint = kind.format(args) + f": write '[{args}]' to pass it"
+    raise click.BadParameter(f"{example}; this is {hint}", param_hint="ARGS")
 
 
 def _error_json(error: BaseException) -> dict[str, Any]:

@@ -9,8 +9,9 @@ code is 0 when every node is ok, 1 when some node failed, 3 when no target was r
 from __future__ import annotations
 
 import contextlib
+import os
 import tempfile
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import click
 
 from erlbridge.cli._common import (
     EXIT_FAILED,
+    BadInput,
     CannotConnect,
     Failed,
     connect_all,
@@ -33,7 +35,7 @@ from erlbridge.cli._common import (
 from erlbridge.cli._output import Output
 from erlbridge.cli._scriptfile import load_script_for_run
 from erlbridge.display import Table, plain, watch_run
-from erlbridge.exceptions import ScriptError
+from erlbridge.exceptions import BadReleaseTarball, ScriptError
 
 __all__ = ["downgrade", "readiness", "run", "upgrade"]
 
@@ -101,7 +103,8 @@ def policy_options(function: Any) -> Any:
         click.option(
             "--dry-run",
             is_flag=True,
-            help="Preflight only (check_script / check_install): change nothing.",
+            help="Preflight only, read-only on every node: check_script (run), "
+            "check_install_release or, for a tarball, checks without uploading (upgrade).",
         ),
         click.option(
             "--resume",
@@ -152,6 +155,11 @@ def _report_table(report: Any) -> Table:
 def _short(value: Any, width: int = 70) -> str:
     if value is None:
         return ""
+    if isinstance(value, Mapping):
+        # the driver's own summaries (e.g. a dry run's checks): "key: a, b; key: value"
+        return _short("; ".join(
+            f"{k}: {', '.join(map(str, v)) if isinstance(v, Mapping) else plain(v)}"
+            for k, v in value.items()), 160)
     try:
         text = plain(value)
     except Exception:  # a value the printer cannot render still deserves a cell
@@ -297,12 +305,19 @@ def readiness(*, json_mode: bool, script_file: Path | None, **kwargs: Any) -> No
         data["ready"] = data["ready"] and not unreachable
         output.json(data)
     else:
-        rows = tuple(tuple(r) for r in report._rows())
-        rows += tuple(
-            (name, "no", "", "", "", "", "", f"unreachable: {why}")
-            for name, why in unreachable.items()
+        # Every target is a row and counts in the caption: the unreachable ones too,
+        # as not ready.
+        from erlbridge.asyncio.driver import NodeReadiness, ReadinessReport  # noqa: PLC0415
+
+        shown = ReadinessReport(
+            report.nodes + tuple(
+                NodeReadiness(name, error=f"unreachable: {why}")
+                for name, why in unreachable.items()
+            ),
+            report.touched_modules,
         )
-        output.table(Table(report._HEADERS, rows, report._caption(), "ready"))
+        rows = tuple(tuple(r) for r in shown._rows())
+        output.table(Table(shown._HEADERS, rows, shown._caption(), "ready"))
         for item in report.nodes:
             for note in item.notes:
                 output.note(f"{item.node}: {note}")
@@ -408,25 +423,24 @@ def upgrade(
 ) -> None:
     """Upgrade every target to a release (release mode, through release_handler).
 
-    With a TARBALL (NAME-VSN.tar.gz built by rebar3/relx), erlbridge uploads it to each
-    target's releases/ directory and unpacks it; with a VSN the release must already be
-    unpacked there. Then check_install on every node (nothing changes unless all pass),
-    install (the relup runs inside release_handler, so sync_nodes barriers work), and
-    make_permanent.
+    With a TARBALL (NAME-VSN.tar.gz built by rebar3/relx), erlbridge checks it here (a
+    file that is no release tarball is refused, exit 2), uploads it to each target's
+    releases/ directory and unpacks it; with a VSN the release must already be unpacked
+    there. Then check_install on every node (nothing changes unless all pass), install
+    (the relup runs inside release_handler, so sync_nodes barriers work), and
+    make_permanent. --dry-run with a TARBALL uploads nothing: it checks read-only what
+    the run needs (relup entry for the running version, writable dirs, disk room, old
+    code) and reports which checks ran on each node.
 
     \b
     Examples:
       erlbridge upgrade _build/prod/rel/app/app-2.0.0.tar.gz -t app1@127.0.0.1,app2@127.0.0.1
       erlbridge upgrade 2.0.0 --seed app1@127.0.0.1 --canary --journal up.journal
-      erlbridge upgrade 2.0.0 -t app1@127.0.0.1 --dry-run --json
+      erlbridge upgrade app-2.0.0.tar.gz -t app1@127.0.0.1 --dry-run --json
     """
     output = Output(json_mode=json_mode)
     conn, targets, policy = _split_kwargs(kwargs)
-    path = Path(release)
-    source: Any = path if release.endswith((".tar.gz", ".tgz")) else release
-    # (the driver uploads a Path; a plain string is a version already unpacked)
-    if isinstance(source, Path) and not path.is_file():
-        raise click.BadParameter(f"no such file: {release}", param_hint="TARBALL")
+    source = _release_source(release)
 
     async def action(driver: Any) -> Any:
         return await driver.upgrade(
@@ -448,6 +462,29 @@ def upgrade(
         )
     )
     _finish(output, report, json_mode)
+
+
+def _release_source(release: str) -> Any:
+    """A checked :class:`Tarball` for a file path, else the version string.
+
+    Anything that names an existing file, or ends like a tarball, is a tarball: it is
+    read and checked here, so a file release_handler could not unpack (not gzip, no
+    ``releases/<Name>.rel``) is a usage error before anything is uploaded."""
+    from erlbridge.asyncio.driver import Tarball  # noqa: PLC0415 (keep --help fast)
+
+    path = Path(release)
+    if not path.is_file():
+        if release.endswith((".tar.gz", ".tgz")):
+            raise BadInput(f"no such file: {release}")
+        if os.sep in release:
+            raise BadInput(f"{release}: neither a file nor a release version")
+        return release
+    try:
+        return Tarball.load(path)
+    except BadReleaseTarball as exc:
+        raise BadInput(f"not a release tarball, nothing was uploaded: {exc}") from exc
+    except OSError as exc:
+        raise BadInput(f"cannot read {release}: {exc.strerror or exc}") from exc
 
 
 @click.command()

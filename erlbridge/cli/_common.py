@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import fnmatch
 import logging
 import os
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from erlbridge.cli._cookie import Cookie, CookieNotFound, resolve_cookie
+from erlbridge.cli._local_host import local_host_for
 from erlbridge.cli._output import Output
 from erlbridge.display import erlang_text, plain
 from erlbridge.exceptions import (
@@ -39,6 +41,7 @@ if TYPE_CHECKING:
     from erlbridge.asyncio import Node
 
 __all__ = [
+    "BadInput",
     "EXIT_CONNECT",
     "EXIT_FAILED",
     "EXIT_OK",
@@ -77,6 +80,15 @@ class CannotConnect(click.ClickException):
         click.echo(f"erlbridge: cannot connect: {self.format_message()}", err=True)
 
 
+class BadInput(click.UsageError):
+    """Exit code 2, one line: an input the command refuses before it does anything."""
+
+    exit_code = EXIT_USAGE
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"erlbridge: {self.format_message()}", err=True)
+
+
 class Failed(click.ClickException):
     """Exit code 1 with a message."""
 
@@ -96,21 +108,25 @@ class Connection:
     timeout: float
 
     def node_name(self, example_target: str | None) -> str:
-        """Our node name: ``--name``, else ``erlbridge-cli-<N>@<host of a target>``.
+        """Our node name: ``--name``, else ``erlbridge-cli-<N>@<host>``.
 
-        Taking the host from a target keeps short and long names consistent with the
-        cluster (a long-name node cannot talk to a short-name one). ``N`` is the pid
-        modulo 1024: every node name becomes an atom on each target, so a name per pid
-        would leak atoms run after run (cron jobs); 1024 names bound that while two CLI
-        runs at the same time rarely share one (a clash is a clear handshake error).
+        ``host`` is this machine's, chosen from a target's host so that short and long
+        names stay consistent with the cluster (a long-name node cannot talk to a
+        short-name one) and the node can listen on it (see :mod:`._local_host`: the
+        target's host when it is this machine, else the local address routing to it).
+        ``N`` is the pid modulo 1024: every node name becomes an atom on each target, so
+        a name per pid would leak atoms run after run (cron jobs); 1024 names bound that
+        while two CLI runs at the same time rarely share one (a clash is a clear
+        handshake error).
         """
         if self.name:
             return self.name
-        host = (
-            example_target.split("@", 1)[1]
-            if example_target and "@" in example_target
-            else ("127.0.0.1")
-        )
+        host = "127.0.0.1"
+        if example_target and "@" in example_target:
+            host = example_target.split("@", 1)[1]
+            if ":" in host and not host.startswith("["):  # NAME@HOST:PORT
+                host = host.rpartition(":")[0]
+            host = local_host_for(host)
         return f"erlbridge-cli-{os.getpid() % 1024}@{host}"
 
 
@@ -247,10 +263,14 @@ async def open_node(conn: Connection, example_target: str | None) -> AsyncIterat
     try:
         try:
             await asyncio.wait_for(node.__aenter__(), conn.timeout)
-        except EpmdError as exc:
-            # No local EPMD (a laptop talking to remote nodes): connect out without a
-            # listener; the targets can still answer over the connections we open.
-            logger.info("no local EPMD (%s): starting without a listener", exc)
+        except (EpmdError, OSError) as exc:
+            # No local EPMD (a laptop talking to remote nodes), or a name whose address is
+            # not this machine's (--name): connect out without a listener; the targets
+            # can still answer over the connections we open.
+            if not isinstance(exc, EpmdError) and exc.errno != errno.EADDRNOTAVAIL:
+                raise
+            why = "no local EPMD" if isinstance(exc, EpmdError) else f"cannot listen on {name}"
+            logger.info("%s (%s): starting without a listener", why, exc)
             await node.close()
             node = Node(
                 name,
@@ -279,6 +299,10 @@ async def connect_all(node: Node, targets: Sequence[str], timeout: float) -> dic
         except (TimeoutError, Timeout):
             return target, f"no connection within {timeout:g} s"
         except CONNECT_ERRORS as exc:
+            # Keyed by the node: say why, not "node X is down: why" / "cannot reach X: why"
+            reason = getattr(exc, "reason", None) if isinstance(exc, NodeDown) else None
+            if reason is not None:
+                return target, plain(reason)
             return target, str(exc) or type(exc).__name__
         return target, None
 

@@ -1,9 +1,16 @@
-"""A distribution connection after the handshake (OTP-NOTES §6.3, §6.4), sans-I/O.
+"""A distribution connection after the handshake, sans-I/O.
+
+See docs/internals/otp-facts.md#ticks and docs/internals/otp-facts.md#framing.
 
 Frames are ``Length:32 | Data``; ``Length = 0`` is a tick. Because we never advertise
 ``DIST_HDR_ATOM_CACHE`` or ``FRAGMENTS``, every frame is pass-through:
 ``'p' | 131 Control | [131 Payload]``, and messages never arrive fragmented (a 10 MB message
 is one frame). Each frame is decoded exactly once, straight from the received buffer.
+
+A message costs its frame's size plus what its compressed terms (tag 80) inflate to: that
+cost is what counts against a mailbox's byte bound, and it may not exceed
+``max_message_size`` either (the declared inflated sizes are checked before anything is
+inflated), so a 60 KiB frame cannot turn into 60 MiB unseen.
 
 Ticks follow the OTP rule (dist_util con_loop): a timer fires every
 ``net_ticktime / tick_intensity`` seconds (``now`` passed in by the caller); if nothing was
@@ -17,16 +24,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final
 
-from erlbridge.exceptions import DecodeError, FramingError, ProtocolError
+from erlbridge.exceptions import DecodeError, FramingError, ProtocolError, bounded_text
 from erlbridge.protocol.control import NO_PAYLOAD, ControlMessage, from_term
 from erlbridge.protocol.flags import DistFlags
-from erlbridge.term import decode_prefix, encode
+from erlbridge.term import DEFAULT_MAX_COMPRESSED_SIZE, decode_prefix, encode
 
 __all__ = ["TICK", "DistConnection", "TickTimeout"]
 
 TICK: Final = b"\x00\x00\x00\x00"
 _PASS_THROUGH = 112  # 'p'
 _HEADER = b"p"
+_VERSION = 131
+_COMPRESSED = 80
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,8 +57,8 @@ class DistConnection:
         "_read_since_timer",
         "_wrote_since_timer",
         "flags",
-        "frame_sizes",
         "max_message_size",
+        "message_sizes",
         "net_ticktime",
         "next_timer_at",
         "payload_exits",
@@ -75,8 +84,9 @@ class DistConnection:
         self.net_ticktime = net_ticktime
         self.tick_intensity = tick_intensity
         self.max_message_size = max_message_size
-        #: sizes (bytes) of the frames behind the messages the last receive_data returned
-        self.frame_sizes: list[int] = []
+        #: what the messages the last receive_data returned cost (bytes): frame size plus
+        #: the inflated size of compressed terms
+        self.message_sizes: list[int] = []
         self._chunks: list[bytes] = []
         self._chunks_len = 0
         self._need = 4
@@ -94,17 +104,18 @@ class DistConnection:
     # -- receiving --------------------------------------------------------------------
 
     def receive_data(self, data: bytes) -> list[ControlMessage]:
-        """Feed bytes; return every control message completed by them (their frame sizes,
-        in the same order, are in :attr:`frame_sizes` until the next call).
+        """Feed bytes; return every control message completed by them (what each costs,
+        in the same order, is in :attr:`message_sizes` until the next call).
 
-        Raises FramingError for an oversized or malformed frame and ProtocolError for an
-        undecodable control message; the connection must then be closed.
+        Raises FramingError for an oversized or malformed frame (or one inflating beyond
+        ``max_message_size``) and ProtocolError for an undecodable control message; the
+        connection must then be closed.
         """
         if not data:
             return []
         self._read_since_timer = True
         sizes: list[int] = []
-        self.frame_sizes = sizes
+        self.message_sizes = sizes
         if self._chunks:
             # A partial frame is pending: only join once enough bytes are there, so a
             # 10 MB frame arriving in 64 KiB pieces is joined once, not quadratically.
@@ -134,8 +145,9 @@ class DistConnection:
             if end - pos - 4 < size:
                 self._need = 4 + size
                 break
-            events.append(self._parse_frame(data, pos + 4, pos + 4 + size))
-            sizes.append(size)
+            message, cost = self._parse_frame(data, pos + 4, pos + 4 + size)
+            events.append(message)
+            sizes.append(cost)
             pos += 4 + size
         if pos < end:
             rest = data[pos:] if pos else data
@@ -145,24 +157,46 @@ class DistConnection:
             self._chunks_len = 0
         return events
 
-    def _parse_frame(self, data: bytes, start: int, stop: int) -> ControlMessage:
+    def _parse_frame(self, data: bytes, start: int, stop: int) -> tuple[ControlMessage, int]:
+        """The message in ``data[start:stop]`` and what it costs (see the module text)."""
         if data[start] != _PASS_THROUGH:
             raise FramingError(f"expected a pass-through frame, got type byte {data[start]}")
+        cost = stop - start
         try:
-            control, pos = decode_prefix(data, start + 1)
+            control, pos = self._decode(data, start + 1, cost)
+            cost += _inflated_size(data, start + 1)
             payload: Any = NO_PAYLOAD
             if pos < stop:
-                payload, pos = decode_prefix(data, pos)
+                payload, end = self._decode(data, pos, cost)
+                cost += _inflated_size(data, pos)
+                pos = end
         except DecodeError as exc:
             raise ProtocolError(f"undecodable distribution message: {exc}") from exc
         except (TypeError, ValueError, OverflowError, RecursionError) as exc:
             # The decoder promises DecodeError only; should a hostile term still hit a
             # decoder bug, the peer's connection is closed as a protocol error (and the
             # bug is visible in the log) instead of escaping into the transport.
-            raise ProtocolError(f"distribution message broke the decoder: {exc!r}") from exc
+            raise ProtocolError(
+                "distribution message broke the decoder: " + bounded_text(repr(exc))
+            ) from exc
         if pos != stop:
             raise FramingError(f"frame has {stop - pos} trailing bytes")
-        return from_term(control, payload)
+        return from_term(control, payload), cost
+
+    def _decode(self, data: bytes, pos: int, cost: int) -> tuple[Any, int]:
+        """One term at ``pos``; a compressed one may inflate to what is left of
+        ``max_message_size`` after ``cost`` bytes (checked before inflating)."""
+        limit = self.max_message_size
+        if limit is None:
+            return decode_prefix(data, pos)
+        room = limit - cost
+        inflated = _inflated_size(data, pos)
+        if inflated > room:
+            raise FramingError(
+                f"message inflates to more than max_message_size={limit} bytes "
+                f"(a compressed term of {inflated} bytes)"
+            )
+        return decode_prefix(data, pos, max_compressed_size=min(room, DEFAULT_MAX_COMPRESSED_SIZE))
 
     def _answer_tick(self) -> None:
         if not self._out:
@@ -227,3 +261,10 @@ class DistConnection:
         self._read_since_timer = False
         self._wrote_since_timer = False
         return None
+
+
+def _inflated_size(data: bytes, pos: int) -> int:
+    """The size a compressed term at ``pos`` (version byte first) declares, else 0."""
+    if pos + 6 <= len(data) and data[pos] == _VERSION and data[pos + 1] == _COMPRESSED:
+        return int.from_bytes(data[pos + 2 : pos + 6], "big")
+    return 0

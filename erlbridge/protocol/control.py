@@ -1,4 +1,6 @@
-"""Distribution control messages (OTP-NOTES §6.5), as frozen dataclasses.
+"""Distribution control messages, as frozen dataclasses.
+
+See docs/internals/otp-facts.md#control-messages.
 
 One class per *meaning*; the ``_TT`` (trace token) variants are the same class with ``token``
 set, and EXIT/EXIT2/MONITOR_P_EXIT cover both the plain and the ``PAYLOAD_`` wire forms.
@@ -14,7 +16,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, ClassVar, Final
 
-from erlbridge.exceptions import ProtocolError
+from erlbridge.exceptions import ProtocolError, bounded_text
 from erlbridge.term import Atom, Pid, Reference
 
 __all__ = [
@@ -510,15 +512,15 @@ def from_term(control: Any, payload: Any = NO_PAYLOAD) -> ControlMessage:
     Raises ProtocolError for a non-tuple, an unknown op or a wrong arity.
     """
     if type(control) is not tuple or not control or type(control[0]) is not int:
-        raise ProtocolError(f"malformed control message {control!r}")
+        raise ProtocolError(f"malformed control message {bounded_text(control)}")
     op = control[0]
     if op == Op.ALTACT_SIG_SEND:
         if len(control) not in (4, 5):
-            raise ProtocolError(f"malformed ALTACT_SIG_SEND {control!r}")
+            raise ProtocolError(f"malformed ALTACT_SIG_SEND {bounded_text(control)}")
         return _altact(control, payload)
     entry = _BY_INT.get(op)
     if entry is None:
-        raise ProtocolError(f"unknown control message op {op}")
+        raise ProtocolError(f"unknown control message op {bounded_text(op)}")
     arity, parser = entry
     if len(control) != arity:
         raise ProtocolError(f"control message op {op} with arity {len(control)} (want {arity})")

@@ -1,4 +1,4 @@
-"""EPMD requests and responses (OTP-NOTES §7), as pure functions over bytes.
+"""EPMD requests and responses (docs/internals/otp-facts.md#epmd), as pure functions over bytes.
 
 Requests are framed ``Len:16 | Req``; responses are unframed. Each ``parse_*`` function takes
 everything received so far and returns ``None`` while more bytes are needed, the parsed value

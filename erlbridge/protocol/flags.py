@@ -2,7 +2,7 @@
 
 Values are from OTP 25.2.3's ``dist.hrl`` (identical in 27 and 29 for bits they share) plus
 the OTP 28+/29 second-word flags. The mandatory sets are what erts enforces
-(``erts_internal:get_dflags()``, OTP-NOTES §6.1), checked on live nodes.
+(``erts_internal:get_dflags()``, docs/internals/otp-facts.md#flags), checked on live nodes.
 """
 
 from __future__ import annotations
@@ -76,7 +76,8 @@ MANDATORY_26 = DistFlags.V4_NC | DistFlags.UNLINK_ID
 #: What we require from any peer (and always advertise): 0x403070f94.
 MANDATORY_FLAGS = MANDATORY_25 | MANDATORY_26
 
-#: The verified recommended set for a hidden node (OTP-NOTES §6.1): 0xd035f5fbc. Deliberately
+#: The set for a hidden node verified on OTP 25/27/29 (docs/internals/otp-facts.md#flags):
+#: 0xd035f5fbc. Deliberately
 #: without ATOM_CACHE/DIST_HDR_ATOM_CACHE/FRAGMENTS (keeps plain 'p' framing), ALTACT_SIG (op 37
 #: not implemented), NATIVE_RECORDS, NAME_ME and PUBLISHED.
 DEFAULT_FLAGS = (

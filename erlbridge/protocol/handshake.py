@@ -1,4 +1,6 @@
-"""Distribution handshake, version 6, both directions (OTP-NOTES §6.2), sans-I/O.
+"""Distribution handshake, version 6, both directions, sans-I/O.
+
+See docs/internals/otp-facts.md#handshake.
 
 Use::
 
@@ -11,17 +13,25 @@ Use::
 The machine is a table ``(role-state, message tag) -> handler``; any pair not in the table is
 a :class:`~erlbridge.exceptions.HandshakeError`. The random challenge is passed in (no
 randomness or clock here). Handshake messages are framed with a 2-byte length over TCP and a
-4-byte length over TLS (``packet_bytes=4``, OTP-NOTES §8). When :class:`Connected` is emitted,
+4-byte length over TLS (``packet_bytes=4``, docs/internals/otp-facts.md#tls-distribution).
+When :class:`Connected` is emitted,
 bytes that followed the last handshake message are in :attr:`Handshake.trailing_data`.
 
 The acceptor side stops after the peer's name with :class:`NameReceived`; the caller decides
 (allow list, simultaneous-connect resolution) and calls :meth:`Handshake.accept` or
-:meth:`Handshake.reject`.
+:meth:`Handshake.reject`. ``accept("alive")`` is dist_util's answer to a name we already
+hold a connection to: the peer says whether to go on (``true``) and must then pass the
+challenge like any newcomer; only its :class:`Connected` may replace the old connection.
+
+Names are checked as OTP checks them (:func:`node_name_problem`): a name that is not
+``alive@host``, has more than 255 bytes (an atom's limit) or a space, control or
+non-Latin-1 character closes the connection without a status, as dist_util does.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,6 +41,7 @@ from erlbridge.exceptions import AuthenticationError, HandshakeError, InvalidSta
 from erlbridge.protocol.flags import DistFlags, missing_mandatory
 
 __all__ = [
+    "MAX_NODE_NAME_BYTES",
     "Connected",
     "Handshake",
     "HandshakeEvent",
@@ -38,6 +49,7 @@ __all__ = [
     "NameReceived",
     "Role",
     "gen_digest",
+    "node_name_problem",
 ]
 
 _STATUSES_OK = ("ok", "ok_simultaneous")
@@ -46,6 +58,37 @@ _STATUSES_OK = ("ok", "ok_simultaneous")
 #: authenticated. Real messages are < 1100 bytes (a 255-character name, UTF-8).
 MAX_HANDSHAKE_PACKET = 65535
 _REJECT_STATUSES = ("nok", "not_allowed", "alive")
+#: A node name is an atom: at most 255 characters, which dist_util counts in bytes (it
+#: makes the atom from the name's bytes).
+MAX_NODE_NAME_BYTES = 255
+
+
+def node_name_problem(name: str) -> str | None:
+    """Why ``name`` is not a node name OTP accepts, or None when it is one.
+
+    The rules are OTP's: ``alive@host`` with exactly one ``@`` and both parts non-empty
+    (dist_util is_name_ok), at most :data:`MAX_NODE_NAME_BYTES` bytes in UTF-8 (the atom
+    limit), and only the characters net_kernel allows in a host name, ``!`` to ``ÿ``
+    (no space, no control character, nothing beyond Latin-1). The text never contains
+    the name itself: it may be long.
+    """
+    size = len(name.encode("utf-8", "surrogatepass"))
+    if size > MAX_NODE_NAME_BYTES:
+        return f"node name of {size} bytes (at most {MAX_NODE_NAME_BYTES})"
+    parts = name.split("@")
+    if len(parts) != 2 or not parts[0] or not parts[1]:
+        return "node name is not of the form name@host"
+    if _NAME_CHARS.fullmatch(name) is None:
+        return "node name has a space, control or non-Latin-1 character"
+    return None
+
+
+_NAME_CHARS = re.compile("[!-\xff]+")  # net_kernel's host name rule, "^[!-ÿ]*$"
+
+
+def _shown(name: str) -> str:
+    """A peer-sent name for a message (cut: it may be 64 KiB)."""
+    return repr(name[:80] + "...") if len(name) > 80 else repr(name)
 
 
 def gen_digest(challenge: int, cookie: bytes) -> bytes:
@@ -66,6 +109,7 @@ class HandshakeState(Enum):
     # acceptor
     AWAIT_NAME = auto()
     AWAIT_DECISION = auto()
+    AWAIT_ALIVE_REPLY = auto()
     AWAIT_REPLY = auto()
     # both
     CONNECTED = auto()
@@ -223,11 +267,20 @@ class Handshake:
         raise HandshakeError(f"{peer} closed the connection during the handshake ({state.name})")
 
     def accept(self, status: str = "ok") -> None:
-        """Acceptor: send ``status`` (ok | ok_simultaneous) and our challenge."""
+        """Acceptor: send ``status`` (ok | ok_simultaneous) and our challenge; or
+        ``alive`` (we hold a connection from that name): the challenge follows once the
+        peer answers ``true``, a ``false`` fails the handshake (``status="alive"``)."""
         self._require(HandshakeState.AWAIT_DECISION)
+        if status == "alive":
+            self._send(b"salive")
+            self.state = HandshakeState.AWAIT_ALIVE_REPLY
+            return
         if status not in _STATUSES_OK:
             raise ValueError(f"not an accepting status: {status!r}")
         self._send(b"s" + status.encode("ascii"))
+        self._send_challenge()
+
+    def _send_challenge(self) -> None:
         name = self.this_node.encode("utf-8")
         self._send(
             b"N"
@@ -276,6 +329,8 @@ class Handshake:
 
     def _on_status(self, packet: bytes) -> None:
         status = packet[1:].decode("latin-1")
+        if len(status) > 64:  # no status is that long; keep the peer's text out of messages
+            status = status[:64] + "..."
         if status in _STATUSES_OK:
             self.state = HandshakeState.AWAIT_CHALLENGE
         elif status == "alive":
@@ -299,7 +354,7 @@ class Handshake:
             self._fail(HandshakeError("truncated challenge"))
         name = packet[19 : 19 + nlen].decode("utf-8", "replace")  # extra bytes are ignored
         if self.peer_node is not None and name != self.peer_node:
-            self._fail(HandshakeError(f"dialled {self.peer_node} but {name} answered"))
+            self._fail(HandshakeError(f"dialled {self.peer_node} but {_shown(name)} answered"))
         missing = missing_mandatory(flags)
         if missing:
             self._fail(HandshakeError(f"{name} lacks mandatory flags {missing!r}"))
@@ -324,10 +379,11 @@ class Handshake:
         if len(raw) != nlen:
             self._fail(HandshakeError("truncated name message"))
         name = raw.decode("utf-8", "replace")
-        alive, _, host = name.partition("@")
-        if not alive or not host:
-            self._send(b"snot_allowed")
-            self._fail(HandshakeError(f"invalid node name {name!r}", status="not_allowed"))
+        problem = node_name_problem(name)
+        if problem is not None:
+            # dist_util closes without a status (is_name_ok false, or list_to_atom
+            # failing on a name longer than an atom)
+            self._fail(HandshakeError(f"refused the name {_shown(name)}: {problem}"))
         missing = missing_mandatory(flags)
         if missing:
             self._send(b"snot_allowed")
@@ -339,6 +395,16 @@ class Handshake:
         self.peer_creation = creation
         self.state = HandshakeState.AWAIT_DECISION
         self._events.append(NameReceived(name, self.peer_flags, creation))
+
+    def _on_alive_reply(self, packet: bytes) -> None:
+        answer = packet[1:]
+        if answer == b"true":
+            self._send_challenge()
+        elif answer == b"false":
+            self._fail(HandshakeError(f"{self.peer_node} gave up (it holds no connection to us)",
+                                      status="alive"))
+        else:
+            self._fail(HandshakeError(f"unexpected answer to 'alive': {answer[:32]!r}"))
 
     def _on_old_name(self, packet: bytes) -> None:
         # 'n' (version 5, 32-bit flags) is only sent by pre-OTP-23 nodes and by 'n'-style
@@ -375,5 +441,6 @@ _TABLE: dict[tuple[HandshakeState, bytes], _Handler] = {
     (HandshakeState.AWAIT_ACK, b"a"): Handshake._on_ack,
     (HandshakeState.AWAIT_NAME, b"N"): Handshake._on_name,
     (HandshakeState.AWAIT_NAME, b"n"): Handshake._on_old_name,
+    (HandshakeState.AWAIT_ALIVE_REPLY, b"s"): Handshake._on_alive_reply,
     (HandshakeState.AWAIT_REPLY, b"r"): Handshake._on_reply,
 }

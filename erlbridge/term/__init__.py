@@ -90,12 +90,15 @@ from erlbridge.term.model import (
     Pid,
     Port,
     Reference,
+    set_text_formatter,
 )
 from erlbridge.term.text_format import format_term
 from erlbridge.term.text_parse import parse_term, parse_terms
 
-# Exception messages render Erlang reasons as one line of Erlang text.
+# Exception messages and str() of terms holding other terms render them as one line
+# of Erlang text (the formatter sits above the model, so it is installed, not imported).
 _set_term_formatter(lambda term: format_term(term, width=1 << 30))
+set_text_formatter(lambda term: format_term(term, width=1 << 30))
 
 __all__ = [
     "DEFAULT_MAX_COMPRESSED_SIZE",

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import struct
 import zlib
 from collections.abc import Callable
@@ -39,7 +40,7 @@ from erlbridge.term.model import (
     Reference,
     freeze,
 )
-from erlbridge.term.tags import VERSION, Tag
+from erlbridge.term.tags import MAX_ATOM_CHARACTERS, MAX_BIG_BYTES, VERSION, Tag
 
 logger = logging.getLogger(__name__)
 
@@ -64,10 +65,14 @@ _u32u32u32 = struct.Struct(">III").unpack_from
 _u32u8 = struct.Struct(">IB").unpack_from
 _u64u32 = struct.Struct(">QI").unpack_from
 _from_bytes = int.from_bytes
+# FLOAT_EXT's text as binary_to_term reads it (Python's float() takes more).
+_FLOAT_TEXT = re.compile(r"[+-]?[0-9]+\.[0-9]+(?:[eE][+-]?[0-9]+)?")
 
-# Atom cache: raw UTF-8 bytes -> decoded value. Bounded so hostile input cannot grow
-# it without limit (Erlang's own atom table is bounded too).
+# Atom caches: raw bytes -> decoded value, one per encoding (the same bytes can be two
+# different atoms in UTF-8 and latin-1). Bounded so hostile input cannot grow them
+# without limit (Erlang's own atom table is bounded too).
 _ATOM_CACHE: dict[Any, Any] = {b"true": True, b"false": False}
+_LATIN1_CACHE: dict[Any, Any] = {b"true": True, b"false": False}
 _ATOM_CACHE_MAX = 65536
 
 
@@ -109,7 +114,7 @@ def _atom_utf8(data: Any, start: int, end: int) -> Any:
         text = str(raw, "utf-8")
     except UnicodeDecodeError:
         raise _fail("atom is not valid UTF-8", start) from None
-    if len(text) > 255:
+    if len(text) > MAX_ATOM_CHARACTERS:
         raise _fail("atom longer than 255 characters", start)
     atom = Atom(text)
     if len(_ATOM_CACHE) < _ATOM_CACHE_MAX:
@@ -118,14 +123,23 @@ def _atom_utf8(data: Any, start: int, end: int) -> Any:
 
 
 def _atom_latin1(data: Any, start: int, end: int) -> Any:
+    # One byte per character: ATOM_EXT's 16-bit length can exceed the limit, which
+    # binary_to_term refuses (and the encoder could not send such an atom back).
+    if end - start > MAX_ATOM_CHARACTERS:
+        raise _fail("atom longer than 255 characters", start)
     if end > len(data):
         raise _fail("atom runs past the end of the data", start)
-    text = str(data[start:end], "latin-1")
-    if text == "true":
-        return True
-    if text == "false":
-        return False
-    return Atom(text)
+    raw = data[start:end]
+    if type(raw) is not bytes:
+        raw = bytes(raw)
+    try:
+        return _LATIN1_CACHE[raw]
+    except KeyError:
+        pass
+    atom = Atom(str(raw, "latin-1"))
+    if len(_LATIN1_CACHE) < _ATOM_CACHE_MAX:
+        _LATIN1_CACHE[raw] = atom
+    return atom
 
 
 def _d_small_atom_utf8(data: Any, pos: int, depth: int) -> tuple[Any, int]:
@@ -184,11 +198,9 @@ def _big(data: Any, pos: int, n: int) -> tuple[int, int]:
     end = start + n
     if end > len(data):
         raise _fail("integer runs past the end of the data", pos)
-    sign = data[pos]
-    if sign > 1:
-        raise _fail("bad sign byte in big integer", pos)
+    # Any non-zero sign byte means negative, as binary_to_term reads it.
     value = _from_bytes(data[start:end], "little")
-    return (-value if sign else value), end
+    return (-value if data[pos] else value), end
 
 
 def _d_small_big(data: Any, pos: int, depth: int) -> tuple[Any, int]:
@@ -196,7 +208,10 @@ def _d_small_big(data: Any, pos: int, depth: int) -> tuple[Any, int]:
 
 
 def _d_large_big(data: Any, pos: int, depth: int) -> tuple[Any, int]:
-    return _big(data, pos + 4, _u32(data, pos)[0])
+    n = _u32(data, pos)[0]
+    if n > MAX_BIG_BYTES:
+        raise _fail(f"integer of {n} bytes, more than binary_to_term takes", pos)
+    return _big(data, pos + 4, n)
 
 
 def _d_new_float(data: Any, pos: int, depth: int) -> tuple[Any, int]:
@@ -210,11 +225,13 @@ def _d_float(data: Any, pos: int, depth: int) -> tuple[Any, int]:
     end = pos + 31
     if end > len(data):
         raise _fail("FLOAT_EXT runs past the end of the data", pos)
-    text = str(data[pos:end], "latin-1").split("\x00", 1)[0]
-    try:
-        value = float(text)
-    except ValueError:
-        raise _fail("FLOAT_EXT is not a number", pos) from None
+    text, nul, _ = str(data[pos:end], "latin-1").partition("\x00")
+    # Erlang's float syntax only: Python's float() also takes "1", "1e5", " 1.5",
+    # "1_0.5", "inf"..., which binary_to_term refuses. term_to_binary always leaves
+    # a NUL in the field (OTP 29 refuses a field without one).
+    if not nul or _FLOAT_TEXT.fullmatch(text) is None:
+        raise _fail("FLOAT_EXT is not an Erlang float", pos)
+    value = float(text)
     if not math.isfinite(value):
         raise _fail("FLOAT_EXT is not a finite number", pos)
     return value, end
@@ -254,6 +271,7 @@ def _elements(data: Any, pos: int, n: int, depth: int) -> tuple[list[Any], int]:
     append = out.append
     table = _TABLE
     cache = _ATOM_CACHE
+    latin1 = _LATIN1_CACHE
     i = 0
     while i < n:
         tag = data[pos]
@@ -265,6 +283,19 @@ def _elements(data: Any, pos: int, n: int, depth: int) -> tuple[list[Any], int]:
                 value = None
             if value is None:
                 value = _atom_utf8(data, pos + 2, end)
+            append(value)
+            pos = end
+            i += 1
+        elif tag == 100 and data[pos + 1] == 0:
+            # ATOM_EXT up to 255 bytes (what term_to_binary emits by default up to
+            # OTP 25): the same inline lookup, in the latin-1 cache.
+            end = pos + 3 + data[pos + 2]
+            try:
+                value = latin1.get(data[pos + 3 : end])
+            except TypeError:
+                value = None
+            if value is None:
+                value = _atom_latin1(data, pos + 3, end)
             append(value)
             pos = end
             i += 1
@@ -338,11 +369,11 @@ def _d_list(data: Any, pos: int, depth: int) -> tuple[Any, int]:
     if fn is None:
         raise _fail(f"unknown tag {data[pos]}", pos)
     tail, end = fn(data, pos + 1, depth + 1)
+    if not items:  # no elements: just the tail, as binary_to_term reads it
+        return tail, end
     if isinstance(tail, list | ErlString):
         # A non-canonical encoding ([1 | [2]] as LIST_EXT + LIST_EXT): normalise.
         return items + list(tail), end
-    if not items:
-        raise _fail("LIST_EXT with no elements and a non-list tail", pos)
     return ImproperList(tuple(items), tail), end
 
 
@@ -382,9 +413,9 @@ def _d_bit_binary(data: Any, pos: int, depth: int) -> tuple[Any, int]:
     end = start + size
     if end > len(data):
         raise _fail("bitstring runs past the end of the data", pos)
-    if size == 0 or not 1 <= bits <= 8:
+    if (size == 0) != (bits == 0) or bits > 8:
         raise _fail("bad bit count in BIT_BINARY_EXT", pos + 4)
-    if bits == 8:  # a whole binary, as binary_to_term reads it
+    if bits == 8 or size == 0:  # a whole binary, as binary_to_term reads it
         return bytes(data[start:end]), end
     return BitString(bytes(data[start:end]), bits), end
 
@@ -416,10 +447,18 @@ def _d_new_pid(data: Any, pos: int, depth: int) -> tuple[Any, int]:
     return pid, pos + 12
 
 
+def _old_creation(data: Any, pos: int) -> int:
+    """The one-byte creation of the pre-OTP 23 forms, which only had 2 bits."""
+    creation: int = data[pos]
+    if creation > 3:
+        raise _fail(f"creation {creation} in an old-form identifier (0..3 allowed)", pos)
+    return creation
+
+
 def _d_pid(data: Any, pos: int, depth: int) -> tuple[Any, int]:
     node, pos = _read_atom(data, pos, "pid node")
     ident, serial = struct.unpack_from(">II", data, pos)
-    return Pid(node, ident, serial, data[pos + 8]), pos + 9
+    return Pid(node, ident, serial, _old_creation(data, pos + 8)), pos + 9
 
 
 def _d_new_port(data: Any, pos: int, depth: int) -> tuple[Any, int]:
@@ -436,7 +475,7 @@ def _d_v4_port(data: Any, pos: int, depth: int) -> tuple[Any, int]:
 
 def _d_port(data: Any, pos: int, depth: int) -> tuple[Any, int]:
     node, pos = _read_atom(data, pos, "port node")
-    return Port(node, _u32(data, pos)[0], data[pos + 4]), pos + 5
+    return Port(node, _u32(data, pos)[0], _old_creation(data, pos + 4)), pos + 5
 
 
 def _ref_words(data: Any, pos: int) -> int:
@@ -457,18 +496,25 @@ def _d_newer_ref(data: Any, pos: int, depth: int) -> tuple[Any, int]:
     return ref, pos + 4 + 4 * n
 
 
+def _old_ref_ids(ids: tuple[int, ...], pos: int) -> tuple[int, ...]:
+    # The old forms' first word had 18 bits; binary_to_term refuses more.
+    if ids[0] > 0x3FFFF:
+        raise _fail("first reference word over 18 bits in an old-form reference", pos)
+    return ids
+
+
 def _d_new_ref(data: Any, pos: int, depth: int) -> tuple[Any, int]:
     n = _ref_words(data, pos)
     node, pos = _read_atom(data, pos + 2, "reference node")
-    creation = data[pos]
-    ids = struct.unpack_from(f">{n}I", data, pos + 1)
+    creation = _old_creation(data, pos)
+    ids = _old_ref_ids(struct.unpack_from(f">{n}I", data, pos + 1), pos + 1)
     return Reference(node, creation, ids), pos + 1 + 4 * n
 
 
 def _d_ref(data: Any, pos: int, depth: int) -> tuple[Any, int]:
     node, pos = _read_atom(data, pos, "reference node")
-    ident = _u32(data, pos)[0]
-    return Reference(node, data[pos + 4], (ident,)), pos + 5
+    ids = _old_ref_ids(struct.unpack_from(">I", data, pos), pos)
+    return Reference(node, _old_creation(data, pos + 4), ids), pos + 5
 
 
 # -- funs and records ----------------------------------------------------------------
@@ -477,9 +523,16 @@ def _d_ref(data: Any, pos: int, depth: int) -> tuple[Any, int]:
 def _d_export(data: Any, pos: int, depth: int) -> tuple[Any, int]:
     module, pos = _read_atom(data, pos, "export module")
     function, pos = _read_atom(data, pos, "export function")
-    if data[pos] != 97:
-        raise _fail("export arity must be a small integer", pos)
-    return ExportFun(module, function, data[pos + 1]), pos + 2
+    if data[pos] == 97:
+        return ExportFun(module, function, data[pos + 1]), pos + 2
+    # binary_to_term takes the arity in any integer encoding. Above 255 OTP 25 and 29
+    # accept it but OTP 27 crashes re-encoding such a fun: refused here.
+    if data[pos] not in (98, 110, 111):
+        raise _fail("export arity must be an integer", pos)
+    arity, end = _decode_at(data, pos, 0)
+    if not 0 <= arity <= 255:
+        raise _fail(f"export arity out of range: {arity}", pos)
+    return ExportFun(module, function, arity), end
 
 
 def _d_new_fun(data: Any, pos: int, depth: int) -> tuple[Any, int]:
@@ -492,11 +545,20 @@ def _d_new_fun(data: Any, pos: int, depth: int) -> tuple[Any, int]:
     arity = data[pos + 4]
     uniq = bytes(data[pos + 5 : pos + 21])
     index, num_free = struct.unpack_from(">II", data, pos + 21)
+    if num_free > 255:  # binary_to_term's limit (a fun has at most 255 arguments)
+        raise _fail(f"fun with {num_free} free variables (255 at most)", pos + 25)
     module, p = _read_atom(data, pos + 29, "fun module")
-    old_index, p = _decode_at(data, p, depth + 1)
-    old_uniq, p = _decode_at(data, p, depth + 1)
-    pid, p = _decode_at(data, p, depth + 1)
-    free, p = _elements(data, p, num_free, depth + 1)
+    # The fields binary_to_term type-checks: two integers and the creator's pid.
+    old_index, q = _decode_at(data, p, depth + 1)
+    if type(old_index) is not int:
+        raise _fail("fun old index must be an integer", p)
+    old_uniq, p = _decode_at(data, q, depth + 1)
+    if type(old_uniq) is not int:
+        raise _fail("fun old uniq must be an integer", q)
+    pid, q = _decode_at(data, p, depth + 1)
+    if type(pid) is not Pid:
+        raise _fail("fun creator must be a pid", p)
+    free, p = _elements(data, q, num_free, depth + 1)
     if p != end:
         raise _fail("NEW_FUN_EXT size does not match its contents", pos)
     raw = bytes(data[pos - 1 : end])

@@ -31,7 +31,7 @@ from erlbridge.term.model import (
     Port,
     Reference,
 )
-from erlbridge.term.tags import VERSION, Tag
+from erlbridge.term.tags import MAX_ATOM_CHARACTERS, MAX_BIG_BYTES, VERSION, Tag
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ def _atom_bytes(name: str) -> bytes:
     cached = _ATOM_BYTES.get(name)
     if cached is not None:
         return cached
-    if len(name) > 255:
+    if len(name) > MAX_ATOM_CHARACTERS:
         raise EncodeError(f"atom longer than 255 characters: {name[:40]!r}...")
     try:
         raw = name.encode("utf-8")
@@ -113,8 +113,8 @@ def _int_bytes(value: int) -> bytes:
     digits = magnitude.to_bytes(n, "little")
     if n < 256:
         return _p_small_big(110, n, value < 0) + digits
-    if n > 0xFFFFFFFF:  # pragma: no cover - needs a 4 GiB integer
-        raise EncodeError("integer too large for the External Term Format")
+    if n > MAX_BIG_BYTES:  # binary_to_term (and the decoder) would refuse it
+        raise EncodeError(f"integer of {n} bytes, more than binary_to_term takes")
     return _p_large_big(111, n, value < 0) + digits
 
 
@@ -360,8 +360,8 @@ def encode(term: Any, *, compressed: bool | int = False) -> bytes:
 
     Raises:
         EncodeError: a value with no Erlang form (e.g. a set, NaN, an atom over 255
-            characters, a cyclic or too deeply nested structure, an out-of-range pid
-            field).
+            characters, an integer over ``binary_to_term``'s size limit, a cyclic or
+            too deeply nested structure, an out-of-range pid field).
     """
     out = _Out(b"\x83")
     out.parts = []

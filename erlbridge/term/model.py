@@ -8,9 +8,11 @@ See :mod:`erlbridge.term` for the whole Python <-> Erlang mapping table.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, SupportsIndex, overload
+
+from erlbridge.term.quoting import format_atom, format_string
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +31,21 @@ __all__ = [
     "Pid",
     "Port",
     "Reference",
+    "set_text_formatter",
 ]
+
+# str() of an improper list or a native record is the Erlang text of the terms inside,
+# which is text_format's job; text_format needs the types defined here, so it is
+# installed from outside (erlbridge.term does it on import) instead of imported.
+_text_formatter: Callable[[Any], str] = repr
+
+
+def set_text_formatter(formatter: Callable[[Any], str]) -> None:
+    """Install the one-line Erlang text formatter used by ``str()`` of the terms that
+    contain other terms (:class:`ImproperList`, :class:`BitString`,
+    :class:`NativeRecord`)."""
+    global _text_formatter  # set once, on import of erlbridge.term
+    _text_formatter = formatter
 
 
 class Atom(str):
@@ -51,9 +67,6 @@ class Atom(str):
         return f"Atom({str.__repr__(self)})"
 
     def __str__(self) -> str:
-        # Imported late: the text module imports the model.
-        from erlbridge.term.text_format import format_atom  # noqa: PLC0415
-
         return format_atom(self)
 
 
@@ -125,8 +138,6 @@ class ErlString:
         return f"ErlString({self._text!r})"
 
     def __str__(self) -> str:
-        from erlbridge.term.text_format import format_string  # noqa: PLC0415
-
         return format_string(self._text)
 
 
@@ -187,9 +198,7 @@ class ImproperList:
             raise ValueError("the tail of an ImproperList must not be a list")
 
     def __str__(self) -> str:
-        from erlbridge.term.text_format import format_term  # noqa: PLC0415
-
-        return format_term(self, width=1 << 30)
+        return _text_formatter(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,9 +221,7 @@ class BitString:
         object.__setattr__(self, "data", data)
 
     def __str__(self) -> str:
-        from erlbridge.term.text_format import format_term  # noqa: PLC0415
-
-        return format_term(self, width=1 << 30)
+        return _text_formatter(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,9 +278,7 @@ class NativeRecord:
         raise KeyError(key)
 
     def __str__(self) -> str:
-        from erlbridge.term.text_format import format_term  # noqa: PLC0415
-
-        return format_term(self, width=1 << 30)
+        return _text_formatter(self)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,13 +1,21 @@
-"""External Term Format tag numbers (names as in OTP's ``erl_ext_dist``)."""
+"""External Term Format tag numbers (names as in OTP's ``erl_ext_dist``) and the limits
+``binary_to_term`` enforces that the codec shares."""
 
 from __future__ import annotations
 
 from enum import IntEnum
 
-__all__ = ["Tag", "VERSION"]
+__all__ = ["MAX_ATOM_CHARACTERS", "MAX_BIG_BYTES", "VERSION", "Tag"]
 
 #: The version byte in front of every external term (``term_to_binary``).
 VERSION = 131
+#: The longest atom, in characters, whatever its encoding (``MAX_ATOM_CHARACTERS`` in
+#: erts).
+MAX_ATOM_CHARACTERS = 255
+#: The longest integer ``binary_to_term`` takes, in bytes of LARGE_BIG_EXT digits:
+#: (2**19 - 1) 64-bit words in OTP 25 (OTP 26+ stop at 65535 words), checked on the
+#: declared length whatever the value.
+MAX_BIG_BYTES = (2**19 - 1) * 8
 
 
 class Tag(IntEnum):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 from typing import Any
 
 from erlbridge.exceptions import EncodeError
@@ -29,82 +28,11 @@ from erlbridge.term.model import (
     Port,
     Reference,
 )
+from erlbridge.term.quoting import RESERVED_WORDS, escape, format_atom, format_string
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["RESERVED_WORDS", "format_atom", "format_string", "format_term"]
-
-_UNQUOTED = re.compile(r"[a-z][A-Za-z0-9_@]*\Z")
-RESERVED_WORDS = frozenset(
-    [
-        "after",
-        "and",
-        "andalso",
-        "band",
-        "begin",
-        "bnot",
-        "bor",
-        "bsl",
-        "bsr",
-        "bxor",
-        "case",
-        "catch",
-        "cond",
-        "div",
-        "else",
-        "end",
-        "fun",
-        "if",
-        "let",
-        "maybe",
-        "not",
-        "of",
-        "or",
-        "orelse",
-        "receive",
-        "rem",
-        "try",
-        "when",
-        "xor",
-    ]
-)
-_ESCAPES = {
-    "\\": "\\\\",
-    "\n": "\\n",
-    "\t": "\\t",
-    "\r": "\\r",
-    "\b": "\\b",
-    "\f": "\\f",
-    "\v": "\\v",
-    "\x1b": "\\e",
-    "\x7f": "\\d",
-}
-
-
-def _escape(text: str, quote: str) -> str:
-    out = []
-    for char in text:
-        if char == quote:
-            out.append("\\" + quote)
-        elif char in _ESCAPES:
-            out.append(_ESCAPES[char])
-        elif char < " " or "\x80" <= char < "\xa0" or not char.isprintable():
-            out.append(f"\\x{{{ord(char):X}}}")
-        else:
-            out.append(char)
-    return "".join(out)
-
-
-def format_atom(name: str) -> str:
-    """Erlang syntax for an atom: bare when possible, else single-quoted."""
-    if _UNQUOTED.match(name) and name not in RESERVED_WORDS:
-        return name
-    return "'" + _escape(name, "'") + "'"
-
-
-def format_string(text: str) -> str:
-    """Erlang syntax for a string (a list of code points): ``"..."``."""
-    return '"' + _escape(text, '"') + '"'
 
 
 def _int_text(value: int) -> str:
@@ -130,7 +58,7 @@ def _format_float(value: float) -> str:
 
 def _format_binary(data: bytes) -> str:
     if all(32 <= b < 127 or b in (9, 10, 13) for b in data):
-        return '<<"' + _escape(data.decode("ascii"), '"') + '">>'
+        return '<<"' + escape(data.decode("ascii"), '"') + '">>'
     return "<<" + ",".join(map(str, data)) + ">>"
 
 
@@ -158,8 +86,8 @@ def _flat(term: Any) -> str:
         return _format_float(term)
     if isinstance(term, str):
         if term.isascii():
-            return '<<"' + _escape(term, '"') + '">>'
-        return '<<"' + _escape(term, '"') + '"/utf8>>'
+            return '<<"' + escape(term, '"') + '">>'
+        return '<<"' + escape(term, '"') + '"/utf8>>'
     if isinstance(term, bytes | bytearray | memoryview):
         return _format_binary(bytes(term))
     if isinstance(term, ErlString):

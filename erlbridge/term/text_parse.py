@@ -35,7 +35,7 @@ from erlbridge.term.model import (
     MapPairs,
     freeze,
 )
-from erlbridge.term.text_format import RESERVED_WORDS
+from erlbridge.term.quoting import RESERVED_WORDS
 
 logger = logging.getLogger(__name__)
 

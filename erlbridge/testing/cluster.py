@@ -1,24 +1,29 @@
-"""Clusters of fixture-release nodes for tests (L4; plain classes, no pytest).
+"""Clusters of release nodes for tests (L4; plain classes, no pytest).
 
-A :class:`Cluster` starts N nodes of the fixture release (``erlang_fixtures/``), waits
-until each answers, and offers fault helpers: kill, pause/unpause, restart, disconnect /
-reconnect (a network partition of one node). Two backends share this API:
+A :class:`Cluster` starts N nodes of any relx release (see :mod:`.release`), waits until
+every application of the release runs on each, and offers fault helpers: kill,
+pause/unpause, restart, disconnect / reconnect (a network partition of one node).
+Two backends share this API:
 
-* :class:`LocalCluster` -- target systems extracted from the 1.0.0 tarball into a work
-  directory, each started with its own ``bin/fixture foreground`` and the machine's OTP,
-  all registered with a private ``epmd`` on a free port (``ERL_EPMD_PORT``).
-* :class:`erlbridge.testing.docker.DockerCluster` -- containers of the
-  ``erlbridge-node:otpNN`` images on a Docker network made for the test session.
+* :class:`LocalCluster` -- target systems extracted from a release tarball into a work
+  directory, each started with its own ``bin/NAME foreground`` (its own erts, or the
+  machine's OTP when the tarball has none), all registered with a private ``epmd`` on a
+  free port (``ERL_EPMD_PORT``).
+* :class:`erlbridge.testing.docker_cluster.DockerCluster` -- containers of an image
+  holding the release, on a Docker network made for the test session.
+
+Each node's name and cookie are set in its extracted copy (``vm.args``), so releases
+need no change (see :func:`erlbridge.testing.release.configure_node_files`).
 
 Neither backend runs ``heart``: a node that reboots (``init:reboot()``, e.g. from
 ``release_handler:reboot_old_release/1``) just ends. :meth:`Cluster.supervise` stands in
 for heart and starts such nodes again. A (re)started node boots the release that
 ``releases/start_erl.data`` names, i.e. the permanent one, as heart's restart would.
 
-Node names are long names with IP addresses (``fixture1@127.0.0.1``,
-``fixture@172.18.0.10``). Every node gets ``FIXTURE_CLUSTER`` (all node names) unless
-``sync_barrier=False``, so the 1.0.0 -> 2.0.0 relup's ``sync_nodes`` barrier waits for
-all of them. The cookie never appears on a command line (see :mod:`.erlang`).
+Node names are long names with IP addresses (``NAME1@127.0.0.1``, ``NAME@172.18.0.10``
+where NAME is the release name). ``nodes_env`` names a variable that receives every
+node name (comma-separated), e.g. ``FIXTURE_CLUSTER`` for the fixture release's
+``sync_nodes`` barrier. The cookie never appears on a command line (see :mod:`.erlang`).
 """
 
 from __future__ import annotations
@@ -41,7 +46,15 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from erlbridge.exceptions import InvalidState, NodeDown, Timeout
-from erlbridge.testing.erlang import CookieHome, ErlCall, ObserverNode, new_cookie
+from erlbridge.testing import cleanup
+from erlbridge.testing.erlang import (
+    CookieHome,
+    ErlCall,
+    ObserverNode,
+    local_otp_release,
+    new_cookie,
+)
+from erlbridge.testing.release import READY_EXPR, ReleaseInfo, configure_node_files
 
 __all__ = ["Cluster", "ClusterNode", "LocalCluster", "NodeRef", "NodeSupervisor", "free_port"]
 
@@ -72,12 +85,14 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 class Cluster(ABC):
-    """N fixture-release nodes sharing a cookie; a context manager.
+    """N release nodes sharing a cookie; a context manager.
 
     Options (keyword-only): ``size`` nodes; ``cookie`` (default: random);
     ``net_ticktime`` seconds (None: OTP's 60) -- lower it to see partitions quickly;
-    ``erl_flags`` extra emulator flags (``ERL_FLAGS``); ``sync_barrier`` sets
-    ``FIXTURE_CLUSTER`` on every node; ``timeout_factor`` scales every wait.
+    ``erl_flags`` extra emulator flags (``ERL_FLAGS``); ``env`` extra environment
+    variables of every node; ``nodes_env`` a variable set to all node names
+    (comma-separated) unless ``sync_barrier`` is False; ``timeout_factor`` scales every
+    wait.
     """
 
     backend: ClassVar[str]
@@ -91,6 +106,8 @@ class Cluster(ABC):
         net_ticktime: int | None = None,
         erl_flags: str = "",
         sync_barrier: bool = True,
+        env: dict[str, str] | None = None,
+        nodes_env: str | None = None,
         timeout_factor: float = 1.0,
     ) -> None:
         if size < 1:
@@ -102,11 +119,15 @@ class Cluster(ABC):
         self.net_ticktime = net_ticktime
         self.erl_flags = erl_flags
         self.sync_barrier = sync_barrier
+        self.env = dict(env or {})
+        self.nodes_env = nodes_env
         self.timeout_factor = timeout_factor
         self.home = CookieHome(workdir / "client-home", self.cookie)
         self.nodes: tuple[ClusterNode, ...] = ()
         self.epmd_port: int | None = None
         self.otp_release: str | None = None
+        self.journals: list[Path] = []
+        """Journals of the upgrades/downgrades run through :meth:`upgrade`."""
         self._erl_call: ErlCall | None = None
         self._observers: list[ObserverNode] = []
         self._closed = False
@@ -137,9 +158,9 @@ class Cluster(ABC):
         flags = self.erl_flags
         if self.net_ticktime is not None:
             flags = f"-kernel net_ticktime {self.net_ticktime} {flags}".strip()
-        env = {"NODE_NAME": node.name, "ERL_FLAGS": flags}
-        if self.sync_barrier:
-            env["FIXTURE_CLUSTER"] = ",".join(self.node_names)
+        env = {**self.env, "ERL_FLAGS": flags}
+        if self.nodes_env and self.sync_barrier:
+            env[self.nodes_env] = ",".join(self.node_names)
         return env
 
     # -- talking to nodes (erl_call) ---------------------------------------------------
@@ -160,32 +181,39 @@ class Cluster(ABC):
         return self.erl_call.ping(self.node(ref).name, timeout=self._scaled(timeout))
 
     def wait_ready(self, refs: Iterable[NodeRef] | None = None, *, timeout: float = 60.0) -> None:
-        """Wait until every node (or ``refs``) answers and runs the fixture app.
+        """Wait until every node (or ``refs``) answers and runs every application of its
+        release (:data:`erlbridge.testing.release.READY_EXPR`).
 
-        Raises :class:`NodeDown` when a node's process ended, :class:`Timeout` otherwise.
+        Raises :class:`NodeDown` (with the node's boot log) when a node's process ended,
+        :class:`Timeout` (with the logs of the nodes not ready) otherwise.
         """
         targets = [self.node(r) for r in refs] if refs is not None else list(self.nodes)
         deadline = time.monotonic() + self._scaled(timeout)
         pending = list(targets)
+        last: dict[str, str] = {}
         while pending:
             for node in list(pending):
                 if not self.is_running(node):
                     raise NodeDown(node.name, f"process ended while starting; log:\n"
-                                   f"{self.logs(node, tail_lines=40)}")
+                                   f"{self.logs(node, tail_lines=60)}")
                 try:
-                    answer = self.erl_call.eval(
-                        node.name, "is_pid(whereis(fixture_server))", timeout=3.0)
+                    answer = self.erl_call.eval(node.name, READY_EXPR, timeout=3.0)
                 except (NodeDown, Timeout):
                     continue
                 except Exception:  # any answer but true: not ready yet
                     continue
+                last[node.name] = answer
                 if answer == "true":
                     pending.remove(node)
             if not pending:
                 return
             if time.monotonic() > deadline:
                 names = ", ".join(n.name for n in pending)
-                raise Timeout(f"waiting for nodes {names} to answer", self._scaled(timeout))
+                detail = "".join(
+                    f"\n--- {n.name} (last answer: {last.get(n.name, 'none')}), log:\n"
+                    f"{self.logs(n, tail_lines=40)}" for n in pending)
+                raise Timeout(f"waiting for nodes {names} to run their release{detail}",
+                              self._scaled(timeout))
             time.sleep(0.2)
 
     def wait_unreachable(self, ref: NodeRef, *, timeout: float = 30.0) -> None:
@@ -217,10 +245,46 @@ class Cluster(ABC):
         """The address the machine's Erlang clients use in their node names."""
         return "127.0.0.1"
 
+    # -- release upgrades (through erlbridge's driver) --------------------------------
+
+    def upgrade(self, tarball: str | os.PathLike[str], *, check: bool = True,
+                journal: Path | None = None, **driver_options: Any) -> Any:
+        """Upgrade every node to the release in ``tarball`` (uploaded, unpacked, installed
+        and made permanent by ``release_handler``, all nodes at once); returns the
+        driver's :class:`~erlbridge.asyncio.driver.RunReport`.
+
+        With ``check`` a failed node raises :class:`~erlbridge.exceptions.UpgradeFailed`
+        (its report attached). The journal goes to ``journal`` (default: a new file in
+        the work directory); :attr:`journals` lists them. ``driver_options`` go to
+        :class:`~erlbridge.asyncio.driver.Driver` (e.g. ``node_timeout``, ``canary``).
+        """
+        return self._release_op("upgrade", tarball, check, journal, driver_options)
+
+    def downgrade(self, vsn: str, *, check: bool = True, journal: Path | None = None,
+                  **driver_options: Any) -> Any:
+        """Go back to the still installed release ``vsn`` on every node (the relup's
+        down-script); like :meth:`upgrade`."""
+        return self._release_op("downgrade", vsn, check, journal, driver_options)
+
+    def _release_op(self, op: str, release: str | os.PathLike[str], check: bool,
+                    journal: Path | None, options: dict[str, Any]) -> Any:
+        from erlbridge.testing.upgrades import run_release_op  # noqa: PLC0415 -- on use
+
+        journal = journal or self.workdir / f"{op}-{len(self.journals) + 1}.journal"
+        self.journals.append(journal)
+        report = run_release_op(self, op, release, journal=journal, options=options)
+        if check:
+            report.raise_for_failures()
+        return report
+
     # -- life cycle ------------------------------------------------------------------
 
     def start(self, *, timeout: float = 90.0) -> Cluster:
-        """Start every node and wait until all answer; returns self."""
+        """Start every node and wait until all answer; returns self.
+
+        Until :meth:`close`, the cluster is also stopped when the process ends, on SIGTERM
+        too (see :mod:`erlbridge.testing.cleanup`)."""
+        cleanup.track(self, self.close)
         try:
             self._prepare()
             for node in self.nodes:
@@ -237,6 +301,7 @@ class Cluster(ABC):
         if self._closed:
             return
         self._closed = True
+        cleanup.untrack(self)
         for obs in self._observers:
             try:
                 obs.close()
@@ -446,12 +511,15 @@ def _atom_list(names: Sequence[str]) -> str:
 
 
 class LocalCluster(Cluster):
-    """Nodes run by the machine's OTP, each a target system from ``release_tarball``.
+    """Nodes of ``release_tarball`` (any relx release) run as target systems here.
 
-    ``release_tarball`` is ``fixture-1.0.0.tar.gz`` (built with the same OTP as the
-    machine's); ``tarball_dir`` (default: its folder) holds the 2.0.0/2.1.0 tarballs
-    that ``fixture:unpack/1`` copies from. All nodes register with a private ``epmd``
-    on a free port; node names are ``<prefix><i>@127.0.0.1``.
+    Each node is the tarball extracted into ``workdir/nodeN/root``, started with its
+    start script's ``foreground`` command: the release's own erts when the tarball has
+    one, else the machine's ``erl`` (which must then be the OTP the release was built
+    for). All nodes register with a private ``epmd`` on a free port; node names are
+    ``<name_prefix><i>@<host>`` (``name_prefix`` defaults to the release name).
+    ``tarball_dir`` (default: the tarball's folder) is kept for callers that point a
+    release at its other versions (the fixture reads ``FIXTURE_TARBALL_DIR``).
     """
 
     backend: ClassVar[str] = "local"
@@ -463,18 +531,19 @@ class LocalCluster(Cluster):
         size: int = 3,
         workdir: Path,
         tarball_dir: Path | None = None,
-        name_prefix: str = "fixture",
+        name_prefix: str | None = None,
         host: str = "127.0.0.1",
         keep_files: bool = False,
         **options: Any,
     ) -> None:
         super().__init__(size=size, workdir=workdir, **options)
+        release_tarball = Path(release_tarball)
         if not release_tarball.is_file():
-            raise InvalidState(f"release tarball {release_tarball} not found "
-                               "(run scripts/build-fixtures.sh)")
+            raise InvalidState(f"release tarball {release_tarball} not found")
+        self.release = ReleaseInfo.read(release_tarball)
         self.release_tarball = release_tarball
         self.tarball_dir = tarball_dir or release_tarball.parent
-        self.name_prefix = name_prefix
+        self.name_prefix = name_prefix or self.release.name
         self.host = host
         self.keep_files = keep_files
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
@@ -490,6 +559,9 @@ class LocalCluster(Cluster):
         return self.workdir / f"node{node.index + 1}" / "node.log"
 
     def _prepare(self) -> None:
+        if not self.release.includes_erts and shutil.which("erl") is None:
+            raise InvalidState(f"{self.release_tarball.name} has no erts and there is no "
+                               "erl on PATH to run it")
         self.nodes = tuple(
             ClusterNode(i, f"{self.name_prefix}{i + 1}@{self.host}", self.host)
             for i in range(self.size)
@@ -524,7 +596,8 @@ class LocalCluster(Cluster):
                     with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                         self._epmd = proc
                         self.epmd_port = port
-                        self.otp_release = self._release_otp()
+                        self.otp_release = (self._release_otp() if self.release.includes_erts
+                                            else local_otp_release())
                         return
                 except OSError:
                     time.sleep(0.05)
@@ -542,14 +615,14 @@ class LocalCluster(Cluster):
             return None
 
     def start_script(self, ref: NodeRef) -> Path:
-        """The script that (re)starts the node: ``bin/fixture-VSN`` for the release
+        """The script that (re)starts the node: ``bin/NAME-VSN`` for the release
         ``releases/start_erl.data`` names (the permanent one; ``make_permanent`` and
-        ``reboot_old_release`` rewrite that file), else ``bin/fixture``.
+        ``reboot_old_release`` rewrite that file), else ``bin/NAME``.
 
-        relx's ``bin/fixture`` has the version it was built with written into it and only
+        relx's ``bin/NAME`` has the version it was built with written into it and only
         relx's own upgrade escript replaces it; release_handler does not. Booting it would
-        start 1.0.0 again whatever release is permanent, unlike a heart restart of a target
-        system, which boots from ``start_erl.data``.
+        start the first version again whatever release is permanent, unlike a heart
+        restart of a target system, which boots from ``start_erl.data``.
         """
         root = self.root(ref)
         try:
@@ -557,17 +630,20 @@ class LocalCluster(Cluster):
         except OSError:
             words = []
         if len(words) == 2:
-            script = root / "bin" / f"fixture-{words[1]}"
+            script = root / "bin" / f"{self.release.name}-{words[1]}"
             if script.is_file():
                 return script
-        return root / "bin" / "fixture"
+        return root / "bin" / self.release.name
 
     def _start_node(self, node: ClusterNode) -> None:
         root = self.root(node)
         home = CookieHome(root.parent / "home", self.cookie)
+        # Again at every start: release_handler unpacks new releases with their own
+        # vm.args, which the permanent one may now be.
+        files_env = configure_node_files(root, self.release.name, node.name, self.cookie)
         env = home.env({
             "ERL_EPMD_PORT": str(self.epmd_port),
-            "FIXTURE_TARBALL_DIR": str(self.tarball_dir),
+            **files_env,
             **self.node_env(node),
         })
         log = self._log_path(node).open("ab")

@@ -1,15 +1,23 @@
-"""Docker backend of the test clusters (L4; needs the ``docker`` SDK, extra ``docker``).
+"""Docker backend of the test clusters (L4; needs the ``docker`` SDK, extra ``testing``).
 
 :class:`DockerNetwork` is one user-defined bridge network per test session, with a
 unique name and an explicit subnet so that every node gets a fixed address (its node
-name is ``fixture@<ip>`` before it starts, and keeps it across restarts). Everything the
+name is ``NAME@<ip>`` before it starts, and keeps it across restarts). Everything the
 session creates carries the label ``org.erlbridge.session=<network name>``;
 :meth:`DockerNetwork.remove` deletes those containers and the network.
 
-:class:`DockerCluster` runs N containers of an ``erlbridge-node:otpNN`` image (see the
-top-level ``Dockerfile``) on such a network. The cookie is copied into each container
-as a file (``ERLANG_COOKIE_FILE``) before it starts: it is neither on a command line nor
-in the container's environment.
+:class:`DockerCluster` runs N containers on such a network, of either
+
+* ``release_tarball=`` any relx release: an image is built from it on the OTP base image
+  ``erlbridge-base:otpNN`` (see :mod:`.images`; cached by content hash), or
+* ``image=`` an image that already holds an extracted release (labels
+  ``org.erlbridge.release.root``/``.name``; erlbridge's ``erlbridge-node:otpNN`` images
+  of the fixture are recognised by their ``FIXTURE_ROOT``).
+
+Before every start, the node's ``vm.args`` files are rewritten through the Docker API (as
+:func:`erlbridge.testing.release.configure_node_files` does locally). The cookie is
+copied into each container as a file before it starts: it is neither on a command line
+nor in the container's environment.
 """
 
 from __future__ import annotations
@@ -24,7 +32,10 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from erlbridge.exceptions import InvalidState
+from erlbridge.testing import cleanup
 from erlbridge.testing.cluster import Cluster, ClusterNode, NodeRef
+from erlbridge.testing.images import base_image, release_image
+from erlbridge.testing.release import ReleaseInfo, rewrite_vm_args
 
 __all__ = ["DockerCluster", "DockerNetwork", "docker_client", "node_image"]
 
@@ -32,16 +43,22 @@ logger = logging.getLogger(__name__)
 
 SESSION_LABEL = "org.erlbridge.session"
 COOKIE_PATH = "/run/erlbridge-cookie"
-# The container's command (the image's entrypoint execs it after writing the cookie):
-# boot the release start_erl.data names -- the permanent one, as a heart restart would.
-# relx's bin/fixture always boots the version it was built with (1.0.0); release_handler
-# never replaces it, but it does unpack bin/fixture-VSN with each release.
+# The container's command (any entrypoint of the image execs it): put the cookie in
+# $HOME/.erlang.cookie, then boot the release start_erl.data names -- the permanent one,
+# as a heart restart would. relx's bin/NAME always boots the version it was built with;
+# release_handler never replaces it, but it does unpack bin/NAME-VSN with each release.
 START_PERMANENT = (
-    'vsn=$(cut -d" " -f2 "$FIXTURE_ROOT/releases/start_erl.data");'
-    ' script="$FIXTURE_ROOT/bin/fixture-$vsn";'
-    ' [ -x "$script" ] || script="$FIXTURE_ROOT/bin/fixture";'
+    'set -e; home="${HOME:-/root}"; mkdir -p "$home";'
+    ' rm -f "$home/.erlang.cookie"; tr -d "\\n" <"$ERLBRIDGE_COOKIE_FILE" >"$home/.erlang.cookie";'
+    ' chmod 0400 "$home/.erlang.cookie";'
+    ' root="$ERLBRIDGE_RELEASE_ROOT"; name="$ERLBRIDGE_RELEASE_NAME";'
+    ' vsn=$(cut -d" " -f2 "$root/releases/start_erl.data");'
+    ' script="$root/bin/$name-$vsn";'
+    ' [ -x "$script" ] || script="$root/bin/$name";'
     ' exec "$script" foreground'
 )
+ROOT_LABEL = "org.erlbridge.release.root"
+NAME_LABEL = "org.erlbridge.release.name"
 
 
 def node_image(otp: str) -> str:
@@ -111,6 +128,7 @@ class DockerNetwork:
                 continue
             self.subnet = net
             self.gateway = gateway
+            cleanup.track(self, self.remove)
             logger.info("docker network %s on %s", self.name, subnet)
             return self
         raise InvalidState(f"could not create docker network {self.name}: {last_error}")
@@ -137,6 +155,7 @@ class DockerNetwork:
 
     def remove(self) -> None:
         """Remove every container of this session and the network (never raises)."""
+        cleanup.untrack(self)
         try:
             for c in self.client.containers.list(
                     all=True, filters={"label": f"{SESSION_LABEL}={self.name}"}):
@@ -163,11 +182,13 @@ def _cookie_archive(cookie: str) -> bytes:
 
 
 class DockerCluster(Cluster):
-    """N containers of ``image`` on ``network``; node names ``fixture@<ip>``.
+    """N containers on ``network`` running a release; node names ``<name_prefix>@<ip>``.
 
-    ``image`` defaults to :func:`node_image` of ``otp``. Containers are named
-    ``<network>-<cluster id>-n<i>`` and removed by :meth:`close` (and, as a safety net,
-    by :meth:`DockerNetwork.remove`).
+    Give ``release_tarball`` (an image is built from it on the base image of ``otp``, see
+    :func:`erlbridge.testing.images.release_image`) or ``image`` (default without a
+    tarball: erlbridge's fixture image ``erlbridge-node:otpNN``). ``name_prefix``
+    defaults to the release name. Containers are named ``<network>-<cluster id>-n<i>`` and
+    removed by :meth:`close` (and, as a safety net, by :meth:`DockerNetwork.remove`).
     """
 
     backend: ClassVar[str] = "docker"
@@ -177,21 +198,38 @@ class DockerCluster(Cluster):
         *,
         network: DockerNetwork,
         otp: str = "27",
+        release_tarball: Path | None = None,
         image: str | None = None,
         size: int = 3,
         workdir: Path,
-        name_prefix: str = "fixture",
+        name_prefix: str | None = None,
         **options: Any,
     ) -> None:
         super().__init__(size=size, workdir=workdir, **options)
         self.network = network
         self.client = network.client
+        self.otp = otp
+        """The OTP release of the image (its base image)."""
         self.otp_release = otp
-        self.image = image or node_image(otp)
-        self.name_prefix = name_prefix
+        self.release: ReleaseInfo | None = None
+        if release_tarball is not None:
+            if image is not None:
+                raise ValueError("give release_tarball or image, not both")
+            self.release = ReleaseInfo.read(Path(release_tarball))
+            if self.release.includes_erts:  # it runs its own erts, not the image's OTP
+                self.otp_release = self.release.otp_release or otp
+        self.release_tarball = release_tarball
+        self.image = image or (None if release_tarball is not None else node_image(otp))
+        self._name_prefix = name_prefix
+        self.release_root = ""
+        self.release_name = ""
         self.cluster_id = secrets.token_hex(3)
         self._containers: dict[str, Any] = {}
         self._disconnected: set[str] = set()
+
+    @property
+    def name_prefix(self) -> str:
+        return self._name_prefix or self.release_name or "node"
 
     def client_host(self) -> str:
         # Containers reach the machine at the gateway address of the session network.
@@ -201,14 +239,32 @@ class DockerCluster(Cluster):
         """The ``docker.models.containers.Container`` of a node."""
         return self._containers[self.node(ref).name]
 
-    def _prepare(self) -> None:
+    def _resolve_image(self) -> None:
         import docker  # noqa: PLC0415
 
+        if self.release is not None and self.release_tarball is not None:
+            self.image = release_image(self.client, Path(self.release_tarball),
+                                       base=base_image(self.otp))
+        assert self.image is not None
         try:
-            self.client.images.get(self.image)
+            found = self.client.images.get(self.image)
         except docker.errors.ImageNotFound as exc:
             raise InvalidState(f"image {self.image} not found "
-                               "(run scripts/build-node-images.sh)") from exc
+                               "(erlbridge images build --otp N builds the base images)"
+                               ) from exc
+        labels = found.attrs.get("Config", {}).get("Labels") or {}
+        env = dict(item.split("=", 1) for item in found.attrs.get("Config", {}).get("Env") or []
+                   if "=" in item)
+        if labels.get(ROOT_LABEL) and labels.get(NAME_LABEL):
+            self.release_root, self.release_name = labels[ROOT_LABEL], labels[NAME_LABEL]
+        elif env.get("FIXTURE_ROOT"):  # erlbridge-node images of the fixture release
+            self.release_root, self.release_name = env["FIXTURE_ROOT"], "fixture"
+        else:
+            raise InvalidState(f"image {self.image} names no release (labels {ROOT_LABEL} "
+                               f"and {NAME_LABEL})")
+
+    def _prepare(self) -> None:
+        self._resolve_image()
         addresses = self.network.allocate(self.size)
         self.nodes = tuple(
             ClusterNode(i, f"{self.name_prefix}@{ip}", ip) for i, ip in enumerate(addresses)
@@ -216,7 +272,12 @@ class DockerCluster(Cluster):
         api = self.client.api
         for node in self.nodes:
             env = self.node_env(node)
-            env["ERLANG_COOKIE_FILE"] = COOKIE_PATH
+            env["ERLBRIDGE_COOKIE_FILE"] = COOKIE_PATH
+            env["ERLANG_COOKIE_FILE"] = COOKIE_PATH  # what erlbridge-node's entrypoint reads
+            env["ERLBRIDGE_RELEASE_ROOT"] = self.release_root
+            env["ERLBRIDGE_RELEASE_NAME"] = self.release_name
+            env["RELX_REPLACE_OS_VARS"] = "true"
+            env.update(self._name_variables(node))
             name = f"{self.network.name}-{self.cluster_id}-n{node.index + 1}"
             created = api.create_container(
                 self.image,
@@ -234,7 +295,45 @@ class DockerCluster(Cluster):
             container.put_archive(str(Path(COOKIE_PATH).parent), _cookie_archive(self.cookie))
             self._containers[node.name] = container
 
+    def _name_variables(self, node: ClusterNode) -> dict[str, str]:
+        """Variables the release's vm.args.src name lines read, set to the node name (the
+        environment is fixed when the container is made; NODE_NAME for images)."""
+        names = self.release.name_variables if self.release is not None else ("NODE_NAME",)
+        return dict.fromkeys(names, node.name)
+
+    def _configure_files(self, node: ClusterNode) -> None:
+        """Rewrite the container's releases/*/vm.args[.src] for its node name."""
+        container = self._containers[node.name]
+        releases = f"{self.release_root}/releases"
+        chunks, _stat = container.get_archive(releases)
+        raw = io.BytesIO(b"".join(chunks))
+        cookie = self.cookie if self.release is not None and \
+            self.release.cookie_line_required else None
+        out = io.BytesIO()
+        changed = 0
+        with tarfile.open(fileobj=raw) as src, tarfile.open(fileobj=out, mode="w") as dst:
+            for member in src.getmembers():
+                base = member.name.rsplit("/", 1)[-1]
+                if not member.isfile() or base not in ("vm.args", "vm.args.src") \
+                        or member.name.count("/") != 2:
+                    continue
+                f = src.extractfile(member)
+                if f is None:
+                    continue
+                text, _vars = rewrite_vm_args(f.read().decode(errors="replace"), node.name,
+                                              cookie=cookie)
+                data = text.encode()
+                info = tarfile.TarInfo(member.name.split("/", 1)[1])
+                info.size = len(data)
+                info.mode = 0o600 if cookie else 0o644
+                dst.addfile(info, io.BytesIO(data))
+                changed += 1
+        if changed == 0:
+            raise InvalidState(f"{self.image}: {releases} holds no vm.args or vm.args.src")
+        container.put_archive(releases, out.getvalue())
+
     def _start_node(self, node: ClusterNode) -> None:
+        self._configure_files(node)
         self._containers[node.name].start()
 
     def _status(self, node: ClusterNode) -> str:

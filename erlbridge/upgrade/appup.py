@@ -1,6 +1,7 @@
 """High-level appup instructions and the ``.appup`` file.
 
-The classes mirror ``systools_rc:check_op/1`` and ``expand_script/1`` (OTP-NOTES §3,
+The classes mirror ``systools_rc:check_op/1`` and ``expand_script/1``
+(docs/internals/otp-facts.md#appups-systools_rc,
 OTP 25 sasl-4.2 systools_rc.erl:87-122, :746-855). Abbreviated forms are kept as
 written: a field left ``None`` is *omitted* from the term, so ``{update, m}`` reads back
 as ``Update("m")`` and writes back as ``{update, m}``; ``.expanded()`` gives the full
@@ -432,7 +433,10 @@ class _AppOnly(HighLevelInstruction):
 
 @dataclass(frozen=True, slots=True, eq=False, init=False)
 class RemoveApplication(_AppOnly):
-    """``{remove_application, App}``: stop, remove modules, unload (OTP-NOTES §3.2)."""
+    """``{remove_application, App}``: stop, remove modules, unload.
+
+    See docs/internals/otp-facts.md#high-level-instructions.
+    """
 
     tag: ClassVar[str] = "remove_application"
 
@@ -597,14 +601,88 @@ class Appup:
         )
 
     @classmethod
-    def from_text(cls, text: str) -> Appup:
-        """Parse the text of an ``.appup`` file (exactly one term)."""
+    def from_text(cls, text: str, *, exactly_one: bool = False) -> Appup:
+        """The appup of an ``.appup`` file's text: its first term.
+
+        Two OTP readers disagree on what an appup file is, so pick the one that will
+        read the file:
+
+        * ``systools:make_relup`` (the relup generator, ``systools_relup`` through
+          ``systools_lib:read_term/1``) reads the **first term only** and never looks
+          past its ``.``: projects such as ranch keep the appups of older versions after
+          it, as history. This is the default; :meth:`all_from_text` gives every term.
+        * ``release_handler:upgrade_app/2`` and ``downgrade_app/3`` (upgrading one
+          application without a relup) read it with ``file:consult/1`` and need
+          **exactly one** term: pass ``exactly_one=True`` to refuse anything else.
+
+        Raises:
+            ScriptError: malformed text (rule ``syntax_error``), a first term that is
+                not an appup (``bad_appup``), or, with ``exactly_one``, more than one
+                term (``bad_appup``).
+        """
+        if exactly_one:
+            terms = f.parse_text(text)
+            if len(terms) != 1:
+                raise ScriptError(
+                    f"release_handler reads an appup file of exactly one term, got {len(terms)}",
+                    rule="bad_appup",
+                )
+            return cls.from_term(terms[0])
+        first = f.parse_text(text[: _first_term_end(text)])
+        if not first:
+            raise ScriptError("an appup file holds no term", rule="bad_appup")
+        return cls.from_term(first[0])
+
+    @classmethod
+    def all_from_text(cls, text: str) -> tuple[Appup, ...]:
+        """Every appup of an ``.appup`` file, in file order (``file:consult/1``).
+
+        The first is the one systools uses (:meth:`from_text`); the others are the
+        history some projects keep after it (ranch: one term per past release). Unlike
+        systools this needs the whole file to be appup terms.
+
+        Raises:
+            ScriptError: malformed text, no term, or a term that is not an appup (the
+                message gives its 1-based position).
+        """
         terms = f.parse_text(text)
-        if len(terms) != 1:
-            raise ScriptError(
-                f"an appup file holds exactly one term, got {len(terms)}", rule="bad_appup"
-            )
-        return cls.from_term(terms[0])
+        if not terms:
+            raise ScriptError("an appup file holds no term", rule="bad_appup")
+        out = []
+        for number, term in enumerate(terms, 1):
+            try:
+                out.append(cls.from_term(term))
+            except ScriptError as exc:
+                raise ScriptError(f"term #{number}: {exc}", rule=exc.rule) from exc
+        return tuple(out)
+
+
+def _first_term_end(text: str) -> int:
+    """The index just past the first form's terminating ``.`` (or ``len(text)``).
+
+    This is where ``erl_scan:tokens/3`` stops, as ``systools_lib:read_term/1`` uses it:
+    a ``.`` followed by white space, ``%`` or the end, outside strings, quoted atoms,
+    character literals (``$.``) and comments. What follows is never read by systools,
+    so it may hold anything.
+    """
+    i, n = 0, len(text)
+    while i < n:
+        char = text[i]
+        if char == "%":
+            end = text.find("\n", i)
+            i = n if end < 0 else end + 1
+        elif char in "\"'":
+            i += 1
+            while i < n and text[i] != char:
+                i += 2 if text[i] == "\\" else 1
+            i += 1
+        elif char == "$":
+            i += 3 if text[i + 1 : i + 2] == "\\" else 2
+        elif char == "." and (i + 1 == n or text[i + 1].isspace() or text[i + 1] == "%"):
+            return i + 1
+        else:
+            i += 1
+    return n
 
 
 def _find(entries: Sequence[AppupEntry], version: str | ErlString) -> AppupEntry:

@@ -2,7 +2,8 @@
 
 Each class is a frozen, slotted dataclass whose constructor validates and normalises its
 arguments (module names become atoms, versions Erlang strings), whose ``to_term()`` gives
-the exact term ``release_handler_1:eval/2`` takes (OTP-NOTES §1.5) and whose class method
+the exact term ``release_handler_1:eval/2`` takes (docs/internals/otp-facts.md#instructions)
+and whose class method
 ``from_term()`` reads that term back. :func:`instruction_from_term` dispatches on the
 term's shape. Unknown or malformed terms raise :class:`ScriptError` showing the term.
 
@@ -13,7 +14,8 @@ to ``Apply("m", "f", [ErlString("x")])``).
 The four application instructions (:class:`StopApplication`, :class:`UnloadApplication`,
 :class:`LoadApplication`, :class:`StartApplication`) are not ``release_handler_1``
 instructions: they expand, as ``systools_rc`` does for ``add_application`` /
-``remove_application`` (OTP-NOTES §3.2), into ``apply`` / ``remove`` / ``purge`` /
+``remove_application`` (docs/internals/otp-facts.md#high-level-instructions), into
+``apply`` / ``remove`` / ``purge`` /
 ``load`` instructions (:meth:`ApplicationInstruction.expand`).
 """
 
@@ -169,7 +171,8 @@ class MFA:
 class LoadObjectCode(LowLevelInstruction):
     """``{load_object_code, {Lib, LibVsn, [Mod]}}``: read new object code into memory.
 
-    Must come before ``point_of_no_return``; no code is loaded yet (OTP-NOTES §1.5).
+    Must come before ``point_of_no_return``; no code is loaded yet
+    (docs/internals/otp-facts.md#instructions).
     """
 
     tag: ClassVar[str] = "load_object_code"
@@ -316,7 +319,8 @@ SuspendEntry: TypeAlias = Atom | tuple[Atom, Timeout]
 class Suspend(LowLevelInstruction):
     """``{suspend, [Mod | {Mod, Timeout}]}``; ``Timeout`` in ms, ``infinity`` or ``default``.
 
-    The install option ``suspend_timeout`` overrides a per-module timeout (OTP-NOTES §1.5).
+    The install option ``suspend_timeout`` overrides a per-module timeout
+    (docs/internals/otp-facts.md#instructions).
     """
 
     tag: ClassVar[str] = "suspend"
@@ -415,7 +419,8 @@ class CodeChange(LowLevelInstruction):
 class SyncNodes(LowLevelInstruction):
     """``{sync_nodes, Id, [Node]}`` or ``{sync_nodes, Id, {M, F, A}}``: a barrier.
 
-    Works natively only inside ``release_handler`` (install_release); see OTP-NOTES §1.6.
+    Works natively only inside ``release_handler`` (install_release); see
+    docs/internals/otp-facts.md#sync_nodes.
     ``nodes`` is a node list (any iterable that is not a tuple) or an :class:`MFA` /
     ``(m, f, args)`` tuple whose call returns the node list on the target.
     """
@@ -477,7 +482,10 @@ class Apply(LowLevelInstruction):
 
 @dataclass(frozen=True, slots=True, eq=False)
 class RestartNewEmulator(LowLevelInstruction):
-    """``restart_new_emulator``: only meaningful as the first instruction (OTP-NOTES §2.5)."""
+    """``restart_new_emulator``: only meaningful as the first instruction.
+
+    See docs/internals/otp-facts.md#emulator-restarts.
+    """
 
     tag: ClassVar[str] = "restart_new_emulator"
     sizes: ClassVar[tuple[int, ...]] = (0,)

@@ -1,6 +1,7 @@
 """What an evaluated upgrade script did: the replies of ``eval_script`` and ``install_release``.
 
-``release_handler_1:eval_script/5`` says exactly where it failed (OTP-NOTES §1.3):
+``release_handler_1:eval_script/5`` says exactly where it failed
+(docs/internals/otp-facts.md#script-errors):
 ``{error, R}`` before ``point_of_no_return`` (old code keeps running) and
 ``{'EXIT', R}`` after it (half-upgraded). ``install_release`` folds both into
 ``{error, R}`` (§2.3); :class:`InstallOutcome` recovers the phase from the reason where

@@ -5,7 +5,9 @@ parses the reply term: :meth:`parse_reply` returns a typed result or raises
 :class:`~erlbridge.exceptions.ReleaseHandlerError` (a typed subclass for
 ``old_processes``, ``no_matching_relup``, ``existing_release``, ``already_installed``,
 ``no_such_release``; ``.kind`` names any other reason's tag). Shapes and option rules:
-OTP-NOTES §1.1, §2.1-2.2. A ``{badrpc, _}`` is the rpc layer's business, not parsed here.
+docs/internals/otp-facts.md#where-release_handler-calls-run and
+docs/internals/otp-facts.md#release-operations. A ``{badrpc, _}`` is the rpc layer's
+business, not parsed here.
 """
 
 from __future__ import annotations
@@ -217,7 +219,8 @@ class WhichReleases(ReleaseOperation):
 class UnpackRelease(ReleaseOperation):
     """``release_handler:unpack_release(Name)``: ``Name`` is the tarball name without ``.tar.gz``.
 
-    Returns the unpacked version. Deletes the tarball on success (OTP-NOTES §2.2).
+    Returns the unpacked version. Deletes the tarball on success
+    (docs/internals/otp-facts.md#release-operations).
     """
 
     function: ClassVar[str] = "unpack_release"
@@ -239,7 +242,7 @@ class CheckInstallResult:
     """``{ok, OtherVsn, Descr}`` of check_install_release / install_release.
 
     ``other_version`` is the relup entry key: the from-version of an upgrade, the target
-    of a downgrade (OTP-NOTES §2.2).
+    of a downgrade (docs/internals/otp-facts.md#install_release-outcomes).
     """
 
     other_version: ErlString
@@ -286,7 +289,8 @@ class ErrorAction(enum.Enum):
 @dataclass(frozen=True, slots=True)
 class InstallResult:
     """A successful ``install_release``; ``continue_after_restart`` means the node reboots
-    into a new emulator and runs the rest of the relup there (OTP-NOTES §2.5)."""
+    into a new emulator and runs the rest of the relup there
+    (docs/internals/otp-facts.md#emulator-restarts)."""
 
     other_version: ErlString
     description: Any
@@ -512,7 +516,8 @@ class EvalScript(ReleaseOperation):
     """``release_handler_1:eval_script(Script, Apps, LibDirs, NewLibs, Opts)`` (direct mode).
 
     Runs in the rpc worker, so a native ``sync_nodes`` can never complete there
-    (OTP-NOTES §1.6); :meth:`parse_reply` refuses nothing, :meth:`outcome` tells where a
+    (docs/internals/otp-facts.md#sync_nodes); :meth:`parse_reply` refuses nothing,
+    :meth:`outcome` tells where a
     failure happened.
     """
 

@@ -1,4 +1,6 @@
-"""The ``relup`` file: up and down :class:`Script` per version (OTP-NOTES §2.4).
+"""The ``relup`` file: up and down :class:`Script` per version.
+
+See docs/internals/otp-facts.md#relup-files.
 
 A relup file holds exactly one term
 ``{Vsn, [{UpFromVsn, Descr, Instructions}], [{DownToVsn, Descr, Instructions}]}``.

@@ -1,7 +1,9 @@
 """``Script``: an ordered sequence of upgrade instructions, validated offline.
 
 Validation follows OTP's own rules (``release_handler_1`` and ``systools_rc``,
-OTP-NOTES §1.2-1.4 and §3), reported as errors, plus lints OTP does not do, reported as
+docs/internals/otp-facts.md#upgrade-scripts-release_handler_1 and
+docs/internals/otp-facts.md#appups-systools_rc), reported as errors, plus lints OTP does
+not do, reported as
 warnings. Both name the index, the instruction and the rule:
 
 errors (the script would be rejected or would fail by construction)
@@ -85,7 +87,8 @@ class Diagnostic:
         return f"{where}: {self.message} [{self.rule}]"
 
 
-# Allowed after point_of_no_return: release_handler_1:syntax_check_script/1 (OTP-NOTES §1.4).
+# Allowed after point_of_no_return: release_handler_1:syntax_check_script/1
+# (docs/internals/otp-facts.md#after-the-point-of-no-return).
 _AFTER_FORBIDDEN = (LoadObjectCode, RestartNewEmulator)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -101,6 +102,29 @@ def test_ping_rpc_nodes_and_exit_codes(cli: Cli, erl_cluster: Cluster) -> None:
     assert nothing.returncode == 2
     assert "no node matches" in nothing.stderr
 
+    # every target counts in the readiness caption, the unreachable one too
+    partial = cli("readiness", "-t", ",".join(names), "-t", f"gone@{host}")
+    assert partial.returncode == 1, partial.stdout + partial.stderr
+    caption = f"readiness: {len(names)}/{len(names) + 1} nodes ready"
+    assert caption in partial.stdout, partial.stdout
+    assert f"gone@{host}" in partial.stdout and "unreachable" in partial.stdout
+
+
+def test_default_node_name_is_an_address_of_this_machine(cli: Cli, erl_cluster: Cluster) -> None:
+    """Without --name the CLI's node is named after the local address that routes to the
+    target (a container's address is not this machine's: listening on it would fail with
+    "cannot assign requested address" before connecting)."""
+    names = erl_cluster.node_names
+    env = {k: v for k, v in cli.env.items() if k != "ERLBRIDGE_NAME"}
+    done = cli("-v", "ping", names[0], env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "pong" in done.stdout
+    assert "cannot listen" not in done.stderr, done.stderr
+    seen = cli("rpc", names[0], "erlang", "nodes", "[hidden]", env=env)
+    assert seen.returncode == 0, seen.stderr
+    host = re.escape(erl_cluster.client_host())
+    assert re.search(rf"'erlbridge-cli-\d+@{host}'", seen.stdout), seen.stdout
+
 
 def test_release_cycle_from_the_cli(
     cli: Cli, erl_cluster: Cluster, erl_fixture_tarballs: Path
@@ -125,6 +149,11 @@ def test_release_cycle_from_the_cli(
         release = "2.0.0"
     else:
         release = str(erl_fixture_tarballs / "fixture-2.0.0.tar.gz")
+        # a dry run with the tarball checks, read-only: nothing is uploaded or unpacked
+        dry = cli.json("upgrade", release, "-t", targets, "--dry-run")
+        assert dry["ok"] is True and dry["dry_run"] is True, dry
+        assert {s["step"] for o in dry["outcomes"] for s in o["steps"]} == {"check_release"}
+        assert cli.json("releases", "-t", targets)["releases"] == before
     up = cli("upgrade", release, "-t", targets, "--journal", "up.journal")
     assert up.returncode == 0, up.stdout + up.stderr
     # not a terminal: one plain progress line per change, on stderr
@@ -143,8 +172,11 @@ def test_release_cycle_from_the_cli(
     journal = cli.json("journal", "show", "up.journal")
     assert {n: s["state"] for n, s in journal["nodes"].items()} == dict.fromkeys(names, "ok")
 
-    down = cli.json("downgrade", "1.0.0", "-t", targets)
+    down = cli.json("downgrade", "1.0.0", "-t", targets, "--journal", "down.journal")
     assert down["ok"] is True
+    assert down["operation"] == "downgrade:1.0.0", down["operation"]
+    runs = cli.json("journal", "show", "down.journal")["runs"]
+    assert [r["op"] for r in runs] == ["downgrade:1.0.0"]
     versions = [cli("rpc", n, "fixture", "vsn").stdout.strip() for n in names]
     assert versions == ['"1.0.0"'] * len(names)
 
@@ -275,6 +307,20 @@ def test_run_pushes_code_the_targets_do_not_have(cli: Cli, erl_cluster: Cluster)
         " {load, {greeter, brutal_purge, brutal_purge}}]."
     )
     assert cli("rpc", names[0], "greeter", "hi").returncode == 1  # not there yet
+    # a dry run writes the code for check_script and removes it again
+    def listing(name: str) -> tuple[str, str]:
+        root = cli("rpc", name, "filelib", "is_dir", '["/tmp/erlbridge-push"]').stdout
+        return root, cli("rpc", name, "filelib", "wildcard", '["/tmp/erlbridge-push/**"]').stdout
+
+    before = [listing(n) for n in names]
+    dry = cli.json("run", "push.script", "-t", ",".join(names), "--push", f"greeter={ebin}",
+                   "--dry-run")
+    assert dry["ok"] is True and dry["dry_run"] is True, dry
+    for outcome in dry["outcomes"]:
+        steps = [s["step"] for s in outcome["steps"]]
+        assert steps == ["push", "lib_dirs", "preflight", "remove_pushed"], steps
+    assert [listing(n) for n in names] == before
+    assert cli("rpc", names[0], "greeter", "hi").returncode == 1  # still not there
     done = cli.json("run", "push.script", "-t", ",".join(names), "--push", f"greeter={ebin}")
     assert done["ok"] is True, done
     for name in names:

@@ -8,6 +8,8 @@ import pytest
 from click.testing import CliRunner
 
 from erlbridge.cli import cli, main
+from erlbridge.cli._common import Connection
+from erlbridge.cli._cookie import Cookie
 from erlbridge.version import __version__
 
 COMMANDS = [
@@ -88,3 +90,62 @@ def test_bad_target_name_is_a_usage_error(monkeypatch: pytest.MonkeyPatch) -> No
 
 def test_main_returns_zero_for_help() -> None:
     assert main(["--help"]) == 0
+
+
+def test_rpc_help_shows_no_literal_default() -> None:
+    result = CliRunner().invoke(cli, ["rpc", "--help"])
+    assert result.exit_code == 0
+    assert "[]" not in result.output and "``" not in result.output
+    assert "'[1, 10]' calls" in " ".join(result.output.split())
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        ("5", "this is the integer 5: write '[5]'"),
+        ("foo", "this is the atom foo: write '[foo]'"),
+        ("{a, b}", "this is the tuple {a, b}: write '[{a, b}]'"),
+        ('"abc"', "this is the string \"abc\": to pass it as one argument write '[\"abc\"]'"),
+        ("1, 5", "write '[1, 5]'"),
+        ("[1,", "expected a term"),
+    ],
+)
+def test_rpc_args_that_are_not_a_list_say_so(args: str, says: str) -> None:
+    # refused before any cookie or node is needed
+    result = CliRunner().invoke(cli, ["rpc", "a@127.0.0.1", "m", "f", args])
+    assert result.exit_code == 2, result.output
+    text = " ".join(result.output.split())
+    assert "must be one Erlang list of the arguments" in text
+    assert says in text, text
+    assert "Atom(" not in text and "ErlString(" not in text
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"not gzip at all", b"\x1f\x8b\x08\x00\x00\x00\x00\x00 cut short", b""],
+    ids=["text", "broken-gzip", "empty"],
+)
+def test_upgrade_refuses_a_file_that_is_no_release_tarball(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, content: bytes
+) -> None:
+    # no cookie, no node: the file is checked before anything else
+    monkeypatch.delenv("ERLANG_COOKIE", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    bogus = tmp_path / "app-2.0.0.tar.gz"
+    bogus.write_bytes(content)
+    result = CliRunner().invoke(cli, ["upgrade", str(bogus), "-t", "a@127.0.0.1"])
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    assert lines[0].startswith("erlbridge: not a release tarball, nothing was uploaded: ")
+    assert str(bogus) in lines[0]
+    missing = CliRunner().invoke(cli, ["upgrade", str(tmp_path / "gone.tar.gz"), "-t", "a@h"])
+    assert missing.exit_code == 2 and "no such file" in missing.output
+
+
+def test_default_node_name_keeps_a_local_target_host() -> None:
+    conn = Connection(None, Cookie("x", "test"), None, 5.0)
+    assert conn.node_name("a@127.0.0.1").endswith("@127.0.0.1")
+    assert conn.node_name("a@127.0.0.1:4370").endswith("@127.0.0.1")
+    assert conn.node_name(None).endswith("@127.0.0.1")
+    assert Connection("me@h", Cookie("x", "test"), None, 5.0).node_name("a@b") == "me@h"

@@ -5,6 +5,7 @@ code_change, purge rules, Python-coordinated sync barriers, node failures at bar
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 
 from erlbridge.asyncio import Node
 from erlbridge.asyncio.driver import Driver, Status, read_journal
+from erlbridge.asyncio.driver.outcome import term_text
 from erlbridge.term import Atom, ExportFun
 from erlbridge.upgrade import (
     Apply,
@@ -203,6 +205,10 @@ def test_driver_direct_barrier_released_when_node_killed(dcluster: Any, tmp_path
             elapsed = asyncio.get_running_loop().time() - t0
             assert elapsed < 10 * FACTOR, elapsed  # released by the failure, not the deadline
             assert report[victim].status is Status.NODEDOWN, str(report)
+            lost = report[victim].error
+            assert lost is not None
+            reason = term_text(lost.reason)  # said once (not "connection_closed: ...closed")
+            assert str(lost).count(reason) == 1 and "Atom(" not in str(lost), str(lost)
             for n in names[:2]:
                 o = report[n]
                 assert o.status is Status.ERROR, str(report)
@@ -214,9 +220,11 @@ def test_driver_direct_barrier_released_when_node_killed(dcluster: Any, tmp_path
     asyncio.run(main())
 
 
-def test_driver_direct_barrier_deadline_when_partitioned(dcluster: Any, tmp_path: Path) -> None:
+def test_driver_direct_barrier_deadline_when_partitioned(
+        dcluster: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """A node that stops (SIGSTOP: partitioned, not dead) never reaches the barrier:
-    the others are released with barrier_timeout at the deadline; nothing hangs."""
+    the others are released with barrier_timeout at the deadline; nothing hangs. The
+    barrier's log lines show Erlang terms as Erlang text."""
 
     async def main() -> None:
         async with _node(dcluster) as node:
@@ -247,7 +255,12 @@ def test_driver_direct_barrier_deadline_when_partitioned(dcluster: Any, tmp_path
                 assert o.error is not None and "barrier_timeout" in str(o.error.reason), str(report)
                 assert o.duration < 12 * FACTOR
 
-    asyncio.run(main())
+    with caplog.at_level(logging.INFO, logger="erlbridge.asyncio.driver.barriers"):
+        asyncio.run(main())
+    lines = [r.getMessage() for r in caplog.records if "barrier" in r.getMessage()]
+    failing = [line for line in lines if line.startswith("failing")]
+    assert failing and all("{barrier_timeout," in line for line in failing), lines
+    assert not any("Atom(" in line or "ErlString(" in line for line in lines), lines
 
 
 def test_driver_direct_policies_stop_on_failure_and_canary(dcluster: Any) -> None:

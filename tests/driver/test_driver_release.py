@@ -101,6 +101,7 @@ def test_driver_release_full_cycle(erl_cluster: Cluster, tmp_path: Path) -> None
 
             down = await drv.downgrade("2.0.0")
             assert down.ok, str(down)
+            assert down.operation == "downgrade:2.0.0", down.operation
             assert await _call_all(node, names, "vsn") == ["2.0.0"] * 3
             down2 = await drv.downgrade("1.0.0")
             assert down2.ok, str(down2)
@@ -116,6 +117,10 @@ def test_driver_release_full_cycle(erl_cluster: Cluster, tmp_path: Path) -> None
             assert not any(v == "2.1.0" for v, _ in _current(rel))
             st = read_journal(tmp_path / "j.jsonl")
             assert {s.state for s in st.nodes.values()} == {"ok"}
+            ops = [r["op"] for r in read_records(tmp_path / "j.jsonl")
+                   if r["event"] == "run_started"]
+            assert "downgrade:2.0.0" in ops and "downgrade:1.0.0" in ops, ops
+            assert not any(op in ("upgrade:2.0.0", "upgrade:1.0.0") for op in ops), ops
 
     asyncio.run(main())
 
@@ -159,11 +164,16 @@ def test_driver_release_dry_run_and_canary(erl_cluster: Cluster, tmp_path: Path)
                 tarballs / "fixture-2.0.0.tar.gz")
             assert dry.ok and dry.dry_run, str(dry)
             assert await _call_all(node, names, "vsn") == ["1.0.0"] * 3
-            assert all(o.step == "check_install" for o in dry.outcomes)
+            assert all(o.step == "check_release" for o in dry.outcomes)  # read-only
+            rel = await Driver(node, names, node_timeout=120 * FACTOR).which_releases()
+            assert _current(rel) == {("1.0.0", "permanent")}  # the dry run unpacked nothing
+            unpack = await Driver(node, names, node_timeout=120 * FACTOR).unpack(
+                tarballs / "fixture-2.0.0.tar.gz")
+            assert unpack.ok, str(unpack)
             # 1.0.0 -> 2.0.0 has a sync_nodes barrier over all nodes: a canary would leave
             # release_handler waiting forever, so the preflight refuses it.
             canary = Driver(node, names, canary=True, node_timeout=120 * FACTOR)
-            refused = await canary.upgrade("2.0.0")  # already unpacked by the dry run
+            refused = await canary.upgrade("2.0.0")  # unpacked above
             assert not refused.ok
             assert all(o.error is not None and o.error.reason == "sync_nodes_needs_all_nodes"
                        for o in refused.preflight), str(refused)

@@ -21,7 +21,7 @@ def test_alive2_request_layout() -> None:
 
 
 def test_alive2_response() -> None:
-    verified = bytes.fromhex("76006b06fe41")  # OTP-NOTES §7, creation 1795620417
+    verified = bytes.fromhex("76006b06fe41")  # observed (docs/internals/otp-facts.md#epmd)
     assert epmd.parse_alive2_response(verified) == 1795620417
     for cut in range(len(verified)):
         assert epmd.parse_alive2_response(verified[:cut]) is None

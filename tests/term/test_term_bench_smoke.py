@@ -19,7 +19,8 @@ def test_bench_term_smoke(capsys: pytest.CaptureFixture[str]) -> None:
     spec.loader.exec_module(bench)
     assert bench.main(["--smoke"]) == 0
     out = capsys.readouterr().out
-    for payload in ("p1 rpc tuple", "p2 lists:seq", "p3 1 MiB", "p4 which_", "p5 pids"):
+    payloads = ("p1 rpc tuple", "p2 lists:seq", "p3 1 MiB", "p4 which_", "p4 latin-1", "p5 pids")
+    for payload in payloads:
         assert out.count(payload) >= 3, payload  # decode row, encode row, target rows
     assert "decode ≤ one copy of the payload" in out
     assert "Peers not measured" in out

@@ -122,6 +122,17 @@ def test_floats_keep_their_bits(value: float) -> None:
     assert struct.pack(">d", back) == struct.pack(">d", value)
 
 
+def _decode_or_raise(wire: bytes) -> None:
+    """``wire`` decodes to a term that encodes back (to the same term), or raises
+    DecodeError with an offset inside the data."""
+    try:
+        term = decode(wire)
+    except DecodeError as exc:
+        assert exc.offset is not None and 0 <= exc.offset <= len(wire)
+        return
+    assert decode(encode(term)) == term  # encode never fails for what decode accepted
+
+
 @SETTINGS
 @given(st.binary(max_size=200))
 @example(b"\x83")
@@ -129,12 +140,54 @@ def test_floats_keep_their_bits(value: float) -> None:
 @example(b"\x83P\x00\x00\x00\x05x\x9c")
 def test_arbitrary_bytes_decode_or_raise_decode_error(data: bytes) -> None:
     for candidate in (data, b"\x83" + data):
-        try:
-            decode(candidate)
-        except DecodeError as exc:
-            assert exc.offset is not None
+        _decode_or_raise(candidate)
         with contextlib.suppress(DecodeError):
             decode_prefix(candidate)
+
+
+def _atom_wire(tag: int, raw: bytes) -> bytes:
+    if tag in (100, 118):
+        return bytes((tag,)) + struct.pack(">H", len(raw)) + raw
+    return bytes((tag, len(raw) & 0xFF)) + raw  # a wrong length byte is fine too
+
+
+# Atom texts around the 255-character limit, in one- to four-byte characters.
+atom_texts = st.one_of(
+    st.binary(max_size=300),
+    st.text(max_size=260).map(lambda t: t.encode("utf-8", "surrogatepass")),
+    st.builds(
+        lambda char, n: char * n,
+        st.sampled_from([b"a", b"\xe9", "é".encode(), "€".encode(), "\U0001f600".encode()]),
+        st.integers(250, 260),
+    ),
+)
+# Every place an atom sits: alone, in a tuple, as a pid/port/reference node, as an
+# export's module or function.
+atom_places = st.sampled_from(
+    [
+        lambda a: a,
+        lambda a: b"h\x02" + a + a,
+        lambda a: b"X" + a + bytes(12),
+        lambda a: b"Y" + a + bytes(8),
+        lambda a: b"x" + a + bytes(12),
+        lambda a: b"g" + a + bytes(9),
+        lambda a: b"Z\x00\x01" + a + bytes(8),
+        lambda a: b"e" + a + bytes(5),
+        lambda a: b"q" + a + b"w\x01fa\x01",
+        lambda a: b"qw\x01m" + a + b"a\x01",
+    ]
+)
+
+
+@SETTINGS
+@given(st.sampled_from([100, 115, 118, 119]), atom_texts, atom_places)
+@example(100, b"a" * 256, lambda a: a)
+@example(115, b"\xe9" * 255, lambda a: b"X" + a + bytes(12))
+def test_every_atom_decode_accepts_encodes_back(tag: int, raw: bytes, place: Any) -> None:
+    wire = b"\x83" + place(_atom_wire(tag, raw))
+    _decode_or_raise(wire)
+    for cut in (len(wire) - 1, len(wire) // 2):
+        _decode_or_raise(wire[:cut])
 
 
 @SETTINGS
@@ -146,10 +199,7 @@ def test_corrupted_encodings_decode_or_raise_decode_error(term: Any, data: st.Da
         wire[index] = data.draw(st.integers(0, 255))
     cut = data.draw(st.integers(1, len(wire)))
     for candidate in (bytes(wire), bytes(wire[:cut])):
-        try:
-            decode(candidate)
-        except DecodeError as exc:
-            assert exc.offset is not None and 0 <= exc.offset <= len(candidate)
+        _decode_or_raise(candidate)
 
 
 def _text_safe(term: Any) -> bool:

@@ -92,3 +92,42 @@ def test_boom(erl_cluster, erl_docker_network):
     client = docker_client()
     assert client.networks.list(names=[network]) == []
     assert client.containers.list(all=True, filters={"name": container}) == []
+
+
+def test_default_backend_is_local_and_a_marker_asks_for_docker(
+        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("ERLBRIDGE_ERL_BACKEND", "ERLBRIDGE_OTP", "CI"):
+        monkeypatch.delenv(var, raising=False)
+    pytester.makepyfile(test_ids="""
+import pytest
+
+def test_plain(erl_target):
+    pass
+
+@pytest.mark.erl_backend("docker")
+@pytest.mark.erl_cluster(otp="25")
+def test_docker(erl_target):
+    pass
+""")
+    result = pytester.runpytest_subprocess("--collect-only", "-q")
+    out = result.stdout.str()
+    assert "test_plain[local-otp" in out and "test_plain[docker" not in out
+    assert "test_docker[docker-otp25]" in out and "test_docker[local" not in out
+    # An explicit selection (option, environment or ini) restricts the marker instead.
+    pytester.makeini("[pytest]\nerl_backend = local\n")
+    out = pytester.runpytest_subprocess("--collect-only", "-q").stdout.str()
+    assert "test_docker[no-backend]" in out
+
+
+def test_a_missing_release_fails_clearly(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_rel="""
+def test_x(erl_cluster):
+    pass
+""")
+    result = pytester.runpytest_subprocess("--erl-backend=local", "--erl-release=nope.tar.gz",
+                                           "-p", "no:cacheprovider")
+    if find_erl() is None:
+        result.assert_outcomes(skipped=1)
+        return
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*release tarball*nope.tar.gz not found*"])

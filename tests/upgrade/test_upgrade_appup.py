@@ -214,8 +214,10 @@ def test_appup_file_round_trip() -> None:
 
 
 def test_appup_errors() -> None:
+    # systools reads the first term; release_handler:upgrade_app needs exactly one
+    assert Appup.from_text('{"1", [], []}. {"2", [], []}.') == Appup("1")
     with pytest.raises(ScriptError) as info:
-        Appup.from_text('{"1", [], []}. {"2", [], []}.')
+        Appup.from_text('{"1", [], []}. {"2", [], []}.', exactly_one=True)
     assert info.value.rule == "bad_appup"
     for text in ('{"1", [], x}.', '{"1", []}.', '{"1", [{"0", x}], []}.', '{"1", [{"0"}], []}.'):
         with pytest.raises(ScriptError) as info:

@@ -1,6 +1,7 @@
 """release_handler operations (rpc calls, reply parsing, typed errors) and outcome models.
 
-Reply texts are the shapes observed on live nodes (OTP-NOTES §2.2) written as Erlang text.
+Reply texts are the shapes observed on live nodes
+(docs/internals/otp-facts.md#release-operations) written as Erlang text.
 """
 
 from __future__ import annotations

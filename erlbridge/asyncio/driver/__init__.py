@@ -14,6 +14,7 @@ from erlbridge.asyncio.driver.outcome import NodeError, NodeOutcome, RunReport, 
 from erlbridge.asyncio.driver.policy import Deadlines, Policy, Scheduler
 from erlbridge.asyncio.driver.readiness import NodeReadiness, ReadinessReport
 from erlbridge.asyncio.driver.records import JournalState, NodeStanding
+from erlbridge.asyncio.driver.tarball import Tarball
 
 __all__ = [
     "BarrierBook",
@@ -32,6 +33,7 @@ __all__ = [
     "Scheduler",
     "Status",
     "StepResult",
+    "Tarball",
     "discover",
     "read_journal",
     "read_records",

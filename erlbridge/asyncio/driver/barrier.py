@@ -1,6 +1,7 @@
 """Barrier bookkeeping for Python-coordinated ``sync_nodes`` (pure: no I/O, ``now`` passed in).
 
-Semantics follow ``release_handler_1:sync_nodes/2`` (OTP-NOTES §1.6): a node that reaches
+Semantics follow ``release_handler_1:sync_nodes/2`` (docs/internals/otp-facts.md#sync_nodes):
+a node that reaches
 barrier ``Id`` with node list ``L`` may continue once every node of ``L`` except itself
 has reached ``Id``. Arrivals are remembered for the whole run, so late waiters are
 released at once. Differences from the native version, on purpose:

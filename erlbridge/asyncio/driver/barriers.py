@@ -25,6 +25,7 @@ from collections.abc import Hashable, Iterable
 from typing import Any
 
 from erlbridge.asyncio.driver.barrier import BarrierBook, Release
+from erlbridge.asyncio.driver.outcome import term_text
 from erlbridge.term import Atom, ImproperList
 
 __all__ = ["BarrierService"]
@@ -114,13 +115,13 @@ class BarrierService:
             msg = await proc.receive()
             req = self._parse_call(msg)
             if req is None:
-                logger.warning("barrier for %s ignored %r", target, msg)
+                logger.warning("barrier for %s ignored %s", target, term_text(msg))
                 continue
             frm, barrier_id, node, nodes = req
             node_name = node.name if isinstance(node, Atom) else str(node)
             names = [n.name if isinstance(n, Atom) else str(n) for n in nodes]
             self._callers[(node_name, barrier_id)] = frm
-            logger.info("%s arrived at barrier %r", node_name, barrier_id)
+            logger.info("%s arrived at barrier %s", node_name, term_text(barrier_id))
             self._act(self.book.arrive(barrier_id, node_name, names, now=self._now(),
                                        timeout=self.timeout))
             self._wake.set()
@@ -158,9 +159,10 @@ class BarrierService:
                     dest = tag.tail if (isinstance(tag, ImproperList)
                                         and tag.elements[0] == "alias") else pid
                     proc.send(dest, (tag, Atom("ok")))
-                    logger.info("released %s at barrier %r", r.node, r.barrier)
+                    logger.info("released %s at barrier %s", r.node, term_text(r.barrier))
                 continue
-            logger.warning("failing %s at barrier %r: %s", r.node, r.barrier, r.reason)
+            logger.warning("failing %s at barrier %s: %s", r.node, term_text(r.barrier),
+                           term_text(_reason_term(r.reason)))
             if proc is not None:
                 # The waiter's gen_server:call monitors this process: its exit ends the call.
                 with contextlib.suppress(Exception):

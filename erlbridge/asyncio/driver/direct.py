@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from erlbridge.asyncio.driver.calls import Caller, StepFailed, charlist, text_of
-from erlbridge.asyncio.driver.outcome import NodeError, Status
+from erlbridge.asyncio.driver.outcome import NodeError, Status, term_text
 from erlbridge.asyncio.driver.policy import Policy
 from erlbridge.asyncio.driver.results import (
     classify_check_script,
@@ -55,7 +55,8 @@ def check_barriers(
             unknown = set(b.nodes) - set(targets) - {me}
             if unknown:
                 raise ScriptError(
-                    f"sync_nodes {b.id!r} lists non-target nodes {sorted(unknown)}",
+                    f"sync_nodes {term_text(b.id)} lists non-target nodes "
+                    f"{', '.join(sorted(unknown))}",
                     index=b.index,
                     rule="barrier_node",
                 )
@@ -103,6 +104,30 @@ async def push(
         dirs[app] = base
     d["pushed"] = dirs
     return dirs
+
+
+# Remove one node's pushed copy, the run's dir when no other node's is left in it, and
+# the push root when the run created it and it is empty: as the node was before.
+_REMOVE_PUSHED = (
+    "R = case filelib:is_dir(Dir) of true -> file:del_dir_r(Dir); false -> ok end,"
+    " _ = file:del_dir(Run), _ = case Keep of true -> ok; false -> file:del_dir(Root) end,"
+    " R."
+)
+
+
+async def remove_pushed(
+    caller: Caller, n: str, *, push_root: str, run_tag: str, keep_root: bool, deadline: float
+) -> Any:
+    """Delete what :func:`push` wrote on ``n`` (``<push_root>/<run_tag>/<n>``) and the
+    directories above it it created; the value is the directory removed."""
+    run_dir = f"{push_root}/{run_tag}"
+    node_dir = f"{run_dir}/{n}"
+    r = await caller.expr(n, _REMOVE_PUSHED, {
+        "Dir": charlist(node_dir), "Run": charlist(run_dir), "Root": charlist(push_root),
+        "Keep": Atom("true" if keep_root else "false")}, deadline=deadline)
+    if r != "ok":
+        raise StepFailed(Status.ERROR, NodeError("push", r, f"delete {node_dir}"))
+    return {"removed": node_dir}
 
 
 async def lib_dirs(

@@ -7,7 +7,8 @@ Contracts shared by every operation:
   target passed does the *execute* phase start; otherwise every node's execute steps are
   ``skipped`` and no node was changed by the driver (note: ``check_script`` evaluates
   ``apply`` instructions placed before point_of_no_return, as OTP does). ``dry_run=True``
-  stops after the prepare phase.
+  stops after the prepare phase, and changes nothing on any target: an upgrade from a
+  tarball then checks read-only instead of uploading and unpacking (see :mod:`.dry_run`).
 * **Policies** (:class:`~erlbridge.asyncio.driver.policy.Policy`) govern the execute phase:
   ``concurrency``, ``canary``, ``stop_on_first_failure``; deadlines (``node_timeout`` per
   node and phase, ``overall_timeout`` for the whole operation) bound every await. The
@@ -39,7 +40,8 @@ from typing import Any
 
 from erlbridge.asyncio.driver import direct
 from erlbridge.asyncio.driver.barriers import BarrierService
-from erlbridge.asyncio.driver.calls import Caller, charlist, text_of
+from erlbridge.asyncio.driver.calls import Caller, StepFailed, charlist, text_of
+from erlbridge.asyncio.driver.dry_run import check_release
 from erlbridge.asyncio.driver.outcome import RunReport, jsonable
 from erlbridge.asyncio.driver.policy import Policy
 from erlbridge.asyncio.driver.readiness import ReadinessReport, gather_readiness
@@ -205,6 +207,36 @@ class Driver:
         nodes = await asyncio.gather(*(one(n) for n in self.targets))
         return ReadinessReport(tuple(nodes), tuple(touched))
 
+    async def check_plan(self, plan: Any, *, suspend_timeout: float = 5.0) -> Any:
+        """Check an :class:`erlbridge.plan.UpgradePlan` against every target without
+        changing anything (see :mod:`.plan_check`); returns a
+        :class:`~erlbridge.asyncio.driver.plan_check.PlanCheckReport`, never raises for
+        a node. ``suspend_timeout``: how long a process may take to answer
+        ``sys:get_status`` (release_handler_1's default suspend timeout is 5 s)."""
+        from erlbridge.asyncio.driver.plan_check import check_plan  # noqa: PLC0415
+
+        return await check_plan(
+            self.caller, self.targets, plan, connect=self._connect,
+            node_timeout=self.policy.node_timeout, concurrency=self.policy.concurrency,
+            suspend_timeout=suspend_timeout)
+
+    async def _dirs_present(self, path: str) -> dict[str, bool]:
+        """``{target: is path a directory there}``; True where it cannot be asked (the
+        caller then leaves the directory alone)."""
+        deadline = now() + self.policy.node_timeout
+
+        async def one(n: str) -> bool:
+            await self._connect(n, deadline)
+            try:
+                found = await self.caller.rpc(
+                    n, "filelib", "is_dir", [charlist(path)], deadline=deadline)
+            except StepFailed:
+                return True
+            return found is not False
+
+        found = await asyncio.gather(*(one(n) for n in self.targets))
+        return dict(zip(self.targets, found, strict=True))
+
     async def _connect(self, target: str, deadline: float) -> None:
         with contextlib.suppress(Exception):
             async with asyncio.timeout_at(deadline):
@@ -272,7 +304,22 @@ class Driver:
         service: BarrierService | None = None
         run_tag = uuid.uuid4().hex[:8]
 
+        # A dry run must leave the targets as found: the pushed copy (check_script reads
+        # it from disk) is removed after the preflight, and the push root too where this
+        # run created it (looked at before any node's push: nodes may share a host).
+        clean_up = bool(pushed) and self.dry_run
+        had_root = await self._dirs_present(self.push_root) if clean_up else {}
+
         async def prepare(run: Run, n: str, deadline: float) -> None:
+            try:
+                await prepare_node(run, n, deadline)
+            finally:
+                if clean_up:
+                    await run.step(n, "remove_pushed", lambda: direct.remove_pushed(
+                        self.caller, n, push_root=self.push_root, run_tag=run_tag,
+                        keep_root=had_root.get(n, True), deadline=deadline))
+
+        async def prepare_node(run: Run, n: str, deadline: float) -> None:
             await self._connect(n, deadline)
             d = run.data.setdefault(n, {})
             if pushed:
@@ -352,6 +399,7 @@ class Driver:
                 yield service
 
         prep = (["push"] if pushed else []) + ["lib_dirs", "preflight"]
+        prep += ["remove_pushed"] if clean_up else []
         return await self._two_phase(
             "run_script",
             prep,
@@ -366,7 +414,7 @@ class Driver:
 
     async def upgrade(
         self,
-        release: str | os.PathLike[str],
+        release: str | os.PathLike[str] | Tarball,
         *,
         permanent: bool = True,
         purge: bool = False,
@@ -379,11 +427,20 @@ class Driver:
     ) -> RunReport:
         """Release mode: install a release on every target through ``release_handler``.
 
-        ``release`` is a local tarball path (``NAME.tar.gz``: uploaded to each target's
-        releases dir, then ``unpack_release(NAME)``) or a version already unpacked on
-        the targets. Prepare: upload, unpack, ``check_install_release`` (``purge`` adds
-        ``[purge]``). Execute: ``install_release(Vsn, Opts)`` and, with ``permanent``,
-        ``make_permanent(Vsn)``. Used for downgrades too (give the old version).
+        ``release`` is a local tarball (a path ending in ``.tar.gz`` / ``.tgz``, or a
+        loaded :class:`Tarball`: uploaded to each target's releases dir as
+        ``<Name>.tar.gz``, then ``unpack_release(Name)``) or a version already unpacked
+        on the targets. A tarball is checked on the host first: one that is not a gzip
+        tar with ``releases/<Name>.rel`` raises
+        :class:`~erlbridge.exceptions.BadReleaseTarball` before anything is sent.
+        Prepare: upload, unpack, ``check_install_release`` (``purge`` adds ``[purge]``).
+        Execute: ``install_release(Vsn, Opts)`` and, with ``permanent``,
+        ``make_permanent(Vsn)``.
+
+        A dry run changes nothing on any target: with a tarball its prepare phase is the
+        one read-only step ``check_release`` (see :mod:`.dry_run`: its value lists the
+        checks made and those that need a write, such as ``check_install_release``);
+        with a version it is ``check_install_release`` without ``purge``.
 
         The relup runs inside release_handler, so native ``sync_nodes`` work among the
         targets. If the relup names the Python node, it takes part: it registers
@@ -396,11 +453,41 @@ class Driver:
         it to come back (``restart_timeout``) and the step's value is its
         ``which_releases``; else it was before PONR (old code still runs).
         """
-        path = (
-            Path(release) if not isinstance(release, str) or release.endswith(".tar.gz") else None
+        return await self._install(
+            "upgrade",
+            release,
+            permanent=permanent,
+            purge=purge,
+            suspend_timeout=suspend_timeout,
+            code_change_timeout=code_change_timeout,
+            update_paths=update_paths,
+            error_action=error_action,
+            chunk_bytes=chunk_bytes,
+            python_sync=python_sync,
         )
-        if path is not None and not path.is_file():
-            raise FileNotFoundError(path)
+
+    async def downgrade(self, vsn: str, **kwargs: Any) -> RunReport:
+        """Install an older, still unpacked release ``vsn`` (its relup down-script) on every
+        target; same options as :meth:`upgrade`. The report and the journal name the
+        operation ``downgrade:<vsn>``."""
+        return await self._install("downgrade", vsn, **kwargs)
+
+    async def _install(
+        self,
+        kind: str,
+        release: str | os.PathLike[str] | Tarball,
+        *,
+        permanent: bool = True,
+        purge: bool = False,
+        suspend_timeout: float | None = None,
+        code_change_timeout: float | None = None,
+        update_paths: bool = False,
+        error_action: str = "restart",
+        chunk_bytes: int = CHUNK_BYTES,
+        python_sync: Iterable[Any] | None = None,
+    ) -> RunReport:
+        """:meth:`upgrade` and :meth:`downgrade`; ``kind`` names the operation."""
+        tar = _tarball(release)
         opts: list[Any] = [
             (Atom("error_action"), Atom(error_action)),
             (Atom("update_paths"), Atom("true" if update_paths else "false")),
@@ -409,9 +496,8 @@ class Driver:
             opts.append((Atom("suspend_timeout"), _ms(suspend_timeout)))
         if code_change_timeout is not None:
             opts.append((Atom("code_change_timeout"), _ms(code_change_timeout)))
-        tar = Tarball.load(path) if path is not None else None
         rel = self._release()
-        label = tar.name if tar is not None else str(release)
+        label = (tar.stem or tar.name) if tar is not None else str(release)
         c = self.policy.concurrency
         partial = self.policy.canary or (c is not None and c < len(self.targets))
 
@@ -432,6 +518,16 @@ class Driver:
             await run.step(n, "check_install", lambda: rel.check_install(
                 n, d["vsn"], purge=purge, partial=partial, deadline=deadline))
 
+        async def dry_prepare(run: Run, n: str, deadline: float) -> None:
+            # Read-only on the target: nothing uploaded, unpacked or purged.
+            await self._connect(n, deadline)
+            if tar is not None:
+                await run.step(n, "check_release", lambda: check_release(
+                    rel, n, tar, partial=partial, deadline=deadline))
+            else:
+                await run.step(n, "check_install", lambda: rel.check_install(
+                    n, str(release), purge=False, partial=partial, deadline=deadline))
+
         async def execute(run: Run, n: str, deadline: float) -> None:
             d = run.data[n]
             d["installing"] = True  # seen by PySync on every exit path
@@ -446,7 +542,10 @@ class Driver:
                     n, "make_permanent", lambda: rel.make_permanent(n, d["vsn"], deadline)
                 )
 
-        prep = (["upload", "unpack"] if tar is not None else []) + ["check_install"]
+        if self.dry_run:
+            prep = ["check_release" if tar is not None else "check_install"]
+        else:
+            prep = (["upload", "unpack"] if tar is not None else []) + ["check_install"]
         exe = ["install"] + (["make_permanent"] if permanent else [])
         sync_ids = list(python_sync or [])
         if tar is not None:
@@ -458,19 +557,22 @@ class Driver:
             return PySync(self.node, sync_ids, run, me=_node_name(self.node))
 
         return await self._two_phase(
-            f"upgrade:{label}", prep, prepare, exe, execute, around_exec=around
+            f"{kind}:{label}",
+            prep,
+            dry_prepare if self.dry_run else prepare,
+            exe,
+            execute,
+            around_exec=around,
         )
 
-    async def downgrade(self, vsn: str, **kwargs: Any) -> RunReport:
-        """Install an older, still unpacked release ``vsn`` (its relup down-script) on every
-        target; same options as :meth:`upgrade`."""
-        return await self.upgrade(vsn, **kwargs)
-
     async def unpack(
-        self, tarball: str | os.PathLike[str], *, chunk_bytes: int = CHUNK_BYTES
+        self, tarball: str | os.PathLike[str] | Tarball, *, chunk_bytes: int = CHUNK_BYTES
     ) -> RunReport:
-        """Upload and unpack a release tarball on every target (no install)."""
-        tar = Tarball.load(Path(tarball))
+        """Upload and unpack a release tarball on every target (no install; checked on the
+        host first, as in :meth:`upgrade`)."""
+        tar = _tarball(tarball)
+        if tar is None:
+            raise ValueError(f"{tarball}: not a release tarball path (.tar.gz / .tgz)")
         rel = self._release()
 
         async def unit(run: Run, n: str, deadline: float) -> None:
@@ -480,7 +582,8 @@ class Driver:
                     n, "unpack", lambda: rel.unpack(n, tar, run.data.setdefault(n, {}), deadline)
                 )
 
-        return await self._two_phase(f"unpack:{tar.name}", [], None, ["upload", "unpack"], unit)
+        return await self._two_phase(
+            f"unpack:{tar.stem or tar.name}", [], None, ["upload", "unpack"], unit)
 
     async def make_permanent(self, vsn: str) -> RunReport:
         """``release_handler:make_permanent(Vsn)`` on every target (and, for a relx
@@ -584,6 +687,19 @@ class Driver:
             await run.step(n, function, lambda: rel.rh(n, function, [charlist(vsn)], deadline))
 
         return await self._two_phase(f"{function}:{vsn}", [], None, [function], unit)
+
+
+def _tarball(release: str | os.PathLike[str] | Tarball) -> Tarball | None:
+    """The checked tarball ``release`` names, or None for a version (a plain string not
+    ending in ``.tar.gz`` / ``.tgz``). Raises FileNotFoundError, BadReleaseTarball."""
+    if isinstance(release, Tarball):
+        return release
+    if isinstance(release, str) and not release.endswith((".tar.gz", ".tgz")):
+        return None
+    path = Path(release)
+    if not path.is_file():
+        raise FileNotFoundError(path)
+    return Tarball.load(path)
 
 
 def _ms(seconds: float) -> int:

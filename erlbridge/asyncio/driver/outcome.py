@@ -1,6 +1,7 @@
 """Per-node outcomes and the run report (pure: no I/O, no clock).
 
-A driver run never raises for one node's failure (DESIGN §3): it returns a
+A driver run never raises for one node's failure (docs/internals/architecture.md#errors):
+it returns a
 :class:`RunReport` holding one :class:`NodeOutcome` per target. Callers that want an
 exception opt in with :meth:`RunReport.raise_for_failures`.
 
@@ -16,6 +17,7 @@ import enum
 import html
 import json
 import logging
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +33,7 @@ __all__ = [
     "StepResult",
     "jsonable",
     "render_table",
+    "term_text",
 ]
 
 logger = logging.getLogger(__name__)
@@ -77,8 +80,9 @@ def jsonable(term: Any) -> Any:
     return str(term)
 
 
-def _short(term: Any, width: int = 60) -> str:
-    """Erlang syntax for a term (plain text stays as is), shortened to ``width``."""
+def term_text(term: Any, width: int = 200) -> str:
+    """One line of Erlang syntax for a term (plain text stays as is), cut at ``width``:
+    what messages and log lines show of an Erlang reason (never a Python repr)."""
     if type(term) is str:
         text = term
     else:
@@ -88,6 +92,10 @@ def _short(term: Any, width: int = 60) -> str:
             text = repr(term)
     text = " ".join(str(text).split())
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _short(term: Any, width: int = 60) -> str:
+    return term_text(term, width)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,11 +131,12 @@ class NodeError:
             self.before_point_of_no_return
         ]
         reason = _short(self.reason, 200)
-        text = (
-            f"{self.message}: {reason}"
-            if self.message and reason != self.message
-            else (self.message or reason)
-        )
+        # The reason once: a message that already says it (``node x is down:
+        # connection_closed``) is not followed by it again.
+        said = bool(reason) and re.search(
+            rf"(?<![\w']){re.escape(reason)}(?![\w'])", self.message) is not None
+        text = f"{self.message}: {reason}" if self.message and not said else (
+            self.message or reason)
         return f"{self.kind}: {text}{ponr}"
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from erlbridge.asyncio.driver.calls import Caller, StepFailed, text_of
-from erlbridge.asyncio.driver.outcome import jsonable, render_html, render_table
+from erlbridge.asyncio.driver.outcome import jsonable, render_html, render_table, term_text
 
 __all__ = ["NodeReadiness", "ReadinessReport", "gather_readiness"]
 
@@ -172,7 +172,7 @@ async def gather_readiness(caller: Caller, target: str, touched: Sequence[str], 
         access = reldir[1]
         writable = access in ("read_write", "write") if isinstance(access, str) else None
         if writable is None:
-            notes.append(f"releases dir: {access}")
+            notes.append(f"releases dir: {term_text(access)}")
     return NodeReadiness(
         node=target,
         otp_release=text_of(otp),

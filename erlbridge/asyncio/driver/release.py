@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from erlbridge.asyncio.driver.calls import Caller, StepFailed, charlist, text_of
-from erlbridge.asyncio.driver.outcome import NodeError, Status, jsonable
+from erlbridge.asyncio.driver.outcome import NodeError, Status, jsonable, term_text
 from erlbridge.asyncio.driver.results import install_error_guess, is_tuple_tagged
 from erlbridge.asyncio.driver.rewrite import name_of
 from erlbridge.asyncio.driver.run import Run, now
@@ -169,7 +169,8 @@ class ReleaseOps:
         except StepFailed as exc:
             if exc.status is not Status.NODEDOWN:
                 raise
-            # Lost the connection during install: the node is restarting (OTP-NOTES §2.3).
+            # Lost the connection during install: the node is restarting
+            # (docs/internals/otp-facts.md#install_release-outcomes).
             rels = await self.after_restart(n, seen_down=True)
             raise StepFailed(
                 Status.NODEDOWN,
@@ -353,14 +354,15 @@ class ReleaseOps:
             return None
         outcome, src, dst = res[0], text_of(res[1]), text_of(res[2])
         if outcome != "ok":
-            self.log.warning("%s: could not copy %s to %s: %s", n, src, dst, outcome)
+            self.log.warning("%s: could not copy %s to %s: %s", n, src, dst, term_text(outcome))
             return None
         self.log.info("%s: %s now starts %s (copied from %s)", n, dst, vsn, src)
         return dst
 
 
 class PySync:
-    """The Python node as a ``sync_nodes`` participant in release mode (OTP-NOTES §1.6).
+    """The Python node as a ``sync_nodes`` participant in release mode
+    (docs/internals/otp-facts.md#sync_nodes).
 
     Registers ``release_handler`` on the Python node and answers every
     ``{sync_nodes, Id, Node}`` with ``{sync_nodes, Id, PyNode}`` to ``{release_handler,

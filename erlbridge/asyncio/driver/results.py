@@ -1,6 +1,7 @@
 """Classify raw Erlang replies of upgrade calls into step results (pure, no I/O).
 
-Facts from OTP-NOTES §1.3 and §2.3:
+Facts from docs/internals/otp-facts.md#script-errors and
+docs/internals/otp-facts.md#install_release-outcomes:
 
 * ``release_handler_1:eval_script/5`` returns ``{ok, Unpurged}``, ``restart_emulator``,
   ``{error, R}`` (failed *before* point_of_no_return: old code still runs) or

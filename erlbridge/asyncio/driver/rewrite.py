@@ -5,7 +5,7 @@ instruction terms), so it needs nothing from the instruction classes but ``to_te
 (and ``validate()`` for the offline check).
 
 Why rewrite ``sync_nodes``: in direct mode the script runs in an rpc worker, where a
-native ``sync_nodes`` can never complete (OTP-NOTES §1.6). Each
+native ``sync_nodes`` can never complete (docs/internals/otp-facts.md#sync_nodes). Each
 ``{sync_nodes, Id, Nodes}`` becomes, per target::
 
     {apply, {gen_server, call, [{BarrierName, PyNode}, {arrive, Id, Target, Nodes}, TimeoutMs]}}
