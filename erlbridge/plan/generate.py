@@ -185,7 +185,12 @@ def generate_appup(
     up += [DeleteModule(m.module) for m in removes]
 
     down: list[AppupInstruction] = []
-    # the old beam's imports decide the order when going back
+    # systools reads a down entry's DepMods as the same graph as the up entry's and reverses
+    # the load order itself. A module added by the upgrade is deleted on the way down and
+    # no old beam calls it: keeping it as a dependency would pull its remove/purge into the
+    # dependent's group, ahead of the terminate_child that stops the process running it.
+    added = {m.module for m in adds}
+    deps = {m: [d for d in ds if d not in added] for m, ds in deps.items()}
     down += [AddModule(m.module, deps[m.module] or None) for m in removes]
     for mv in moves:
         for c in mv.added:

@@ -102,6 +102,11 @@ def check_plan(plan: Any) -> None:
     down = [i.to_term() for i in plan.appups["shop"].down_to("1.0.0")]
     terminate = Apply("supervisor", "terminate_child", [Atom("shop_sup"), Atom("shop_audit")])
     assert terminate.to_term() in down
+    # going down, the child is stopped before its module is removed and purged
+    relup_down = [i.to_term() for i in plan.relup.down[0].script]
+    remove_audit = [k for k, t in enumerate(relup_down)
+                    if isinstance(t, tuple) and t[0] == "remove" and t[1][0] == "shop_audit"]
+    assert remove_audit and relup_down.index(terminate.to_term()) < remove_audit[0], relup_down
     cat_up = plan.appups["shop_catalog"].up_from("1.0.0")
     assert [i.to_term()[:2] for i in cat_up] == [LoadModule("shop_catalog").to_term()]
 
