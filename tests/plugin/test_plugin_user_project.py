@@ -21,6 +21,14 @@ DOCS_TESTING = Path(__file__).resolve().parents[2] / "docs" / "testing.md"
 FACTOR = float(os.environ.get("ERLBRIDGE_TIMEOUT_FACTOR", "1"))
 
 
+@pytest.fixture(autouse=True)
+def user_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A user's shell has none of the backend/OTP selection this suite's CI exports
+    (scripts/test.sh): with them the user's run would ask for Docker and every OTP."""
+    for name in ("ERLBRIDGE_ERL_BACKEND", "ERLBRIDGE_OTP"):
+        monkeypatch.delenv(name, raising=False)
+
+
 def user_example() -> str:
     """The first ```python block of docs/testing.md that defines tests."""
     text = DOCS_TESTING.read_text(encoding="utf-8")
