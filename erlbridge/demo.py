@@ -37,7 +37,7 @@ from typing import Any
 
 from erlbridge.asyncio import Node
 from erlbridge.asyncio.driver import Driver, discover, read_journal
-from erlbridge.cli._output import Output
+from erlbridge.cli import Output
 from erlbridge.display import Table, erlang_text, plain, watch_run
 from erlbridge.exceptions import InvalidState
 from erlbridge.term import Atom

@@ -6,6 +6,7 @@ the ``cli`` extra (click, rich): ``pip install 'erlbridge[cli]'``.
 
 try:
     from erlbridge.cli._app import cli, main
+    from erlbridge.cli._output import Output  # the CLI's printer, also used by erlbridge.demo
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
     if exc.name not in ("click", "rich"):
         raise
@@ -19,4 +20,4 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
         raise SystemExit(2)
 
 
-__all__ = ["cli", "main"]
+__all__ = ["Output", "cli", "main"]
