@@ -15,8 +15,10 @@ import os
 import secrets
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Coroutine, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,6 +34,10 @@ from erlbridge.protocol.handshake import (
 )
 from erlbridge.term import Atom, Pid, Reference, encode
 from erlbridge.testing import free_port
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from eb_rawpeer import read_until_closed
 
 FACTOR = float(os.environ.get("ERLBRIDGE_TIMEOUT_FACTOR", "1"))
 COOKIE = "hostile-" + secrets.token_hex(8)
@@ -68,20 +74,6 @@ def make_node(epmd_port: int, **kw: Any) -> Node:
 
 def name_of(node: Node) -> str:
     return str.__str__(node.name)
-
-
-async def read_until_closed(reader: asyncio.StreamReader, timeout: float = 10.0) -> bytes:
-    """Everything the node sends until it closes the connection (fails on a hang)."""
-    data = b""
-    async with asyncio.timeout(timeout * FACTOR):
-        while True:
-            try:
-                chunk = await reader.read(65536)
-            except ConnectionResetError:
-                return data
-            if not chunk:
-                return data
-            data += chunk
 
 
 async def authenticated(node: Node, peer: str = "evil@127.0.0.1"

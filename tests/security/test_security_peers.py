@@ -15,6 +15,7 @@ import secrets
 import shutil
 import struct
 import subprocess
+import sys
 import time
 from collections.abc import Coroutine, Iterator
 from pathlib import Path
@@ -39,6 +40,11 @@ from erlbridge.term import Atom, Pid, encode
 from erlbridge.testing import CookieHome, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from eb_rawpeer import read_until_closed  # noqa: E402
+
 FACTOR = float(os.environ.get("ERLBRIDGE_TIMEOUT_FACTOR", "1"))
 FLAGS = int(default_flags(hidden=True))
 
@@ -126,19 +132,6 @@ async def read_packet(reader: asyncio.StreamReader) -> bytes:
             return b""
 
 
-async def read_until_closed(reader: asyncio.StreamReader) -> bytes:
-    data = b""
-    async with asyncio.timeout(15 * FACTOR):
-        while True:
-            try:
-                chunk = await reader.read(65536)
-            except ConnectionResetError:
-                return data
-            if not chunk:
-                return data
-            data += chunk
-
-
 async def authenticated(node: Node, peer: str, cookie: str
                         ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, list[bytes]]:
     """A client that runs the real handshake as ``peer``; returns the statuses it saw."""
@@ -192,14 +185,14 @@ def test_claimed_name_without_the_cookie_leaves_the_live_connection(cluster: Clu
             writer.write(b"\x00\x05strue")
             assert (await read_packet(reader))[:1] == b"N"  # the challenge
             writer.write(b"\x00\x15r" + os.urandom(20))
-            await read_until_closed(reader)
+            await read_until_closed(reader, timeout=15.0)
             writer.close()
             # "false": the claimant gives up
             reader, writer = await asyncio.open_connection("127.0.0.1", node.port)
             writer.write(name_packet(REAL.encode()))
             assert await read_packet(reader) == b"salive"
             writer.write(b"\x00\x06sfalse")
-            assert await read_until_closed(reader) == b""
+            assert await read_until_closed(reader, timeout=15.0) == b""
             writer.close()
             # many claimants at once, some silent
             claims = [await asyncio.open_connection("127.0.0.1", node.port) for _ in range(10)]
@@ -243,10 +236,10 @@ def test_second_pending_claim_is_closed_and_the_first_is_left_alone(cluster: Clu
             assert (await read_packet(r1))[:1] == b"N"
             r2, w2 = await asyncio.open_connection("127.0.0.1", node.port)
             w2.write(name_packet(b"x@127.0.0.1"))
-            assert await read_until_closed(r2) == b""
+            assert await read_until_closed(r2, timeout=15.0) == b""
             w2.close()
             w1.close()  # the first gives up: the name is free again
-            await read_until_closed(r1)
+            await read_until_closed(r1, timeout=15.0)
             await asyncio.sleep(0.1)
             _r, w3, seen = await authenticated(node, "x@127.0.0.1", cluster.cookie)
             assert seen[0].startswith(b"\x00\x03sok")
@@ -255,7 +248,7 @@ def test_second_pending_claim_is_closed_and_the_first_is_left_alone(cluster: Clu
             w3.close()
             r4, w4 = await asyncio.open_connection("127.0.0.1", node.port)
             w4.write(name_packet(str.__str__(node.name).encode()))  # our own name
-            assert await read_until_closed(r4) == b""
+            assert await read_until_closed(r4, timeout=15.0) == b""
             w4.close()
 
     run(body())
@@ -272,7 +265,7 @@ def test_bad_names_are_closed_without_a_status(cluster: Cluster, name: bytes) ->
             events = await connected_to_real(node)
             reader, writer = await asyncio.open_connection("127.0.0.1", node.port)
             writer.write(name_packet(name))
-            assert await read_until_closed(reader) == b""  # as dist_util: no status
+            assert await read_until_closed(reader, timeout=15.0) == b""  # as dist_util: no status
             writer.close()
             assert Atom(name.decode()) not in node.connected_nodes()
             await still_connected(node, events)
@@ -343,7 +336,7 @@ def test_a_message_inflating_beyond_max_message_size_closes_the_connection(
                     + encode(b"\0" * (64 * 1024 * 1024), compressed=True))
             with caplog.at_level(logging.WARNING):
                 writer.write(len(body).to_bytes(4, "big") + body)
-                await read_until_closed(reader)
+                await read_until_closed(reader, timeout=15.0)
             assert any("inflates to more than max_message_size" in r.getMessage()
                        for r in caplog.records)
             writer.close()
@@ -373,7 +366,7 @@ def test_log_lines_and_errors_are_bounded(
                 # an unknown op that is a huge integer, then the connection closes
                 body = b"p" + encode((10 ** 20000, huge))
                 writer.write(len(body).to_bytes(4, "big") + body)
-                await read_until_closed(reader)
+                await read_until_closed(reader, timeout=15.0)
                 writer.close()
                 await asyncio.sleep(0.1)
                 texts = [r.getMessage() for r in caplog.records]
