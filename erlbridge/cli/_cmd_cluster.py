@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from pathlib import Path
 from typing import Any
 
 import click
@@ -12,16 +11,20 @@ import click
 from erlbridge.cli._common import (
     EXIT_FAILED,
     CannotConnect,
-    Connection,
     connect_all,
-    connection_options,
     describe_error,
-    json_option,
+    first_target,
     make_connection,
     open_node,
     resolve_targets,
     run_async,
     split_nodes,
+)
+from erlbridge.cli._options import (
+    ConnectionOptions,
+    TargetOptions,
+    connection_options,
+    output_option,
     targets_options,
 )
 from erlbridge.cli._output import Output
@@ -31,25 +34,17 @@ from erlbridge.exceptions import BadRpc, ErlbridgeError, NodeDown, Timeout
 __all__ = ["nodes", "ping", "releases", "rpc"]
 
 
-def _conn(output: Output, **options: Any) -> Connection:
-    return make_connection(output=output, **options)
-
-
 @click.command()
 @click.argument("seed")
-@click.option("--match", "match_glob", metavar="GLOB", help="Keep only names matching GLOB.")
+@click.option("--match", metavar="GLOB", help="Keep only names matching GLOB.")
 @connection_options
-@json_option
+@output_option()
 def nodes(
     *,
     seed: str,
-    match_glob: str | None,
-    name: str | None,
-    cookie_file: Path | None,
-    cookie_text: str | None,
-    epmd_port: int | None,
-    timeout: float,
-    json_mode: bool,
+    match: str | None,
+    conn: ConnectionOptions,
+    output: Output,
 ) -> None:
     """List the cluster's nodes as seen from SEED (SEED plus the nodes it is connected to).
 
@@ -58,24 +53,15 @@ def nodes(
       erlbridge nodes app1@127.0.0.1
       erlbridge nodes app1@127.0.0.1 --match 'app*' --json
     """
-    output = Output(json_mode=json_mode)
-    conn = _conn(
-        output,
-        name=name,
-        cookie_file=cookie_file,
-        cookie_text=cookie_text,
-        epmd_port=epmd_port,
-        timeout=timeout,
-    )
+    connection = make_connection(conn, output)
+    timeout = connection.timeout
 
     async def main() -> list[str]:
-        async with open_node(conn, seed) as node:
-            return await resolve_targets(
-                node, targets=(), seed=seed, match_glob=match_glob, timeout=timeout
-            )
+        async with open_node(connection, seed) as node:
+            return await resolve_targets(node, TargetOptions((), seed, match), timeout=timeout)
 
     found = run_async(main)
-    if json_mode:
+    if output.json_mode:
         output.json({"seed": seed, "nodes": found})
     else:
         for item in found:
@@ -85,16 +71,12 @@ def nodes(
 @click.command()
 @click.argument("targets", nargs=-1, required=True)
 @connection_options
-@json_option
+@output_option()
 def ping(
     *,
     targets: tuple[str, ...],
-    name: str | None,
-    cookie_file: Path | None,
-    cookie_text: str | None,
-    epmd_port: int | None,
-    timeout: float,
-    json_mode: bool,
+    conn: ConnectionOptions,
+    output: Output,
 ) -> None:
     """Connect to each node and report pong/pang with the round-trip time.
 
@@ -105,16 +87,9 @@ def ping(
       erlbridge ping app1@127.0.0.1 app2@127.0.0.1
       ERLANG_COOKIE=secret erlbridge ping app1@127.0.0.1 --json
     """
-    output = Output(json_mode=json_mode)
     nodes_ = split_nodes(targets)
-    conn = _conn(
-        output,
-        name=name,
-        cookie_file=cookie_file,
-        cookie_text=cookie_text,
-        epmd_port=epmd_port,
-        timeout=timeout,
-    )
+    connection = make_connection(conn, output)
+    timeout = connection.timeout
 
     async def one(node: Any, target: str) -> dict[str, Any]:
         start = time.perf_counter()
@@ -129,11 +104,11 @@ def ping(
         }
 
     async def main() -> list[dict[str, Any]]:
-        async with open_node(conn, nodes_[0]) as node:
+        async with open_node(connection, nodes_[0]) as node:
             return list(await asyncio.gather(*(one(node, t) for t in nodes_)))
 
     rows = run_async(main)
-    if json_mode:
+    if output.json_mode:
         output.json({"results": rows})
     else:
         output.table(
@@ -164,7 +139,7 @@ def ping(
     help="Do not capture what the call prints (by default it is captured and shown).",
 )
 @connection_options
-@json_option
+@output_option()
 def rpc(
     *,
     target: str,
@@ -172,12 +147,8 @@ def rpc(
     function: str,
     args: str | None,
     no_output: bool,
-    name: str | None,
-    cookie_file: Path | None,
-    cookie_text: str | None,
-    epmd_port: int | None,
-    timeout: float,
-    json_mode: bool,
+    conn: ConnectionOptions,
+    output: Output,
 ) -> None:
     """Call MODULE:FUNCTION(ARGS...) on NODE and print the result as Erlang text.
 
@@ -193,20 +164,13 @@ def rpc(
       erlbridge rpc app1@127.0.0.1 io format '["hello ~s~n", ["world"]]'
       erlbridge rpc app1@127.0.0.1 release_handler which_releases --json
     """
-    output = Output(json_mode=json_mode)
     arg_list = _arg_list(args)
-    conn = _conn(
-        output,
-        name=name,
-        cookie_file=cookie_file,
-        cookie_text=cookie_text,
-        epmd_port=epmd_port,
-        timeout=timeout,
-    )
+    connection = make_connection(conn, output)
+    timeout = connection.timeout
     from erlbridge.term import Atom  # noqa: PLC0415
 
     async def main() -> tuple[Any, str, BaseException | None]:
-        async with open_node(conn, target) as node:
+        async with open_node(connection, target) as node:
             unreachable = await connect_all(node, [target], timeout)
             if unreachable:
                 raise CannotConnect(f"{target}: {unreachable[target]}")
@@ -231,7 +195,7 @@ def rpc(
                 return None, "", exc
 
     value, printed, error = run_async(main)
-    if json_mode:
+    if output.json_mode:
         data: dict[str, Any] = {"node": target, "ok": error is None, "output": printed}
         if error is None:
             data["value"] = value
@@ -300,18 +264,12 @@ def _error_json(error: BaseException) -> dict[str, Any]:
 @click.command()
 @targets_options
 @connection_options
-@json_option
+@output_option()
 def releases(
     *,
-    targets: tuple[str, ...],
-    seed: str | None,
-    match_glob: str | None,
-    name: str | None,
-    cookie_file: Path | None,
-    cookie_text: str | None,
-    epmd_port: int | None,
-    timeout: float,
-    json_mode: bool,
+    targets: TargetOptions,
+    conn: ConnectionOptions,
+    output: Output,
 ) -> None:
     """Show release_handler:which_releases() of every target, one row per release.
 
@@ -322,22 +280,12 @@ def releases(
     """
     from erlbridge.term import Atom  # noqa: PLC0415
 
-    output = Output(json_mode=json_mode)
-    conn = _conn(
-        output,
-        name=name,
-        cookie_file=cookie_file,
-        cookie_text=cookie_text,
-        epmd_port=epmd_port,
-        timeout=timeout,
-    )
+    connection = make_connection(conn, output)
+    timeout = connection.timeout
 
     async def main() -> list[dict[str, Any]]:
-        first = seed or next(iter(split_nodes(targets)), None)
-        async with open_node(conn, first) as node:
-            nodes_ = await resolve_targets(
-                node, targets=targets, seed=seed, match_glob=match_glob, timeout=timeout
-            )
+        async with open_node(connection, first_target(targets)) as node:
+            nodes_ = await resolve_targets(node, targets, timeout=timeout)
             unreachable = await connect_all(node, nodes_, timeout)
             if len(unreachable) == len(nodes_):
                 raise CannotConnect("; ".join(f"{n}: {e}" for n, e in unreachable.items()))
@@ -366,7 +314,7 @@ def releases(
             return rows
 
     rows = run_async(main)
-    if json_mode:
+    if output.json_mode:
         output.json({"releases": rows})
     else:
         output.table(

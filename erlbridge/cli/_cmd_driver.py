@@ -23,14 +23,22 @@ from erlbridge.cli._common import (
     CannotConnect,
     Failed,
     connect_all,
-    connection_options,
-    json_option,
+    first_target,
     make_connection,
     open_node,
     resolve_targets,
     run_async,
-    split_nodes,
+)
+from erlbridge.cli._options import (
+    ConnectionOptions,
+    PolicyOptions,
+    TargetOptions,
+    TimeoutOptions,
+    connection_options,
+    output_option,
+    policy_options,
     targets_options,
+    timeout_options,
 )
 from erlbridge.cli._output import Output
 from erlbridge.cli._scriptfile import load_script_for_run
@@ -38,22 +46,6 @@ from erlbridge.display import Table, plain, watch_run
 from erlbridge.exceptions import BadReleaseTarball, ScriptError
 
 __all__ = ["downgrade", "readiness", "run", "upgrade"]
-
-
-def timeout_options(function: Any) -> Any:
-    """release_handler_1's suspend/code_change timeouts."""
-    function = click.option(
-        "--code-change-timeout",
-        type=float,
-        metavar="SECONDS",
-        help="release_handler_1 code_change_timeout option.",
-    )(function)
-    return click.option(
-        "--suspend-timeout",
-        type=float,
-        metavar="SECONDS",
-        help="release_handler_1 suspend_timeout option.",
-    )(function)
 
 
 def _push_option(values: tuple[str, ...]) -> dict[str, Path]:
@@ -65,70 +57,6 @@ def _push_option(values: tuple[str, ...]) -> dict[str, Path]:
             raise click.BadParameter(f"{value!r}: expected APP=EBIN_DIR", param_hint="--push")
         pushed[app] = path
     return pushed
-
-
-def policy_options(function: Any) -> Any:
-    """Options of the driver's run policy."""
-    decorators = [
-        click.option(
-            "--concurrency",
-            type=click.IntRange(min=1),
-            metavar="N",
-            help="At most N nodes in flight [default: all at once].",
-        ),
-        click.option(
-            "--node-timeout",
-            type=float,
-            default=120.0,
-            show_default=True,
-            metavar="SECONDS",
-            help="Deadline of each step on each node.",
-        ),
-        click.option(
-            "--overall-timeout",
-            type=float,
-            metavar="SECONDS",
-            help="Deadline of the whole operation [default: none].",
-        ),
-        click.option(
-            "--stop-on-first-failure",
-            is_flag=True,
-            help="Start no further node after a failure (running ones finish).",
-        ),
-        click.option(
-            "--canary",
-            is_flag=True,
-            help="Run the first target alone first; the rest only if it succeeded.",
-        ),
-        click.option(
-            "--dry-run",
-            is_flag=True,
-            help="Preflight only, read-only on every node: check_script (run), "
-            "check_install_release or, for a tarball, checks without uploading (upgrade).",
-        ),
-        click.option(
-            "--resume",
-            is_flag=True,
-            help="With --journal: skip the steps an earlier run of the same operation "
-            "finished ok (e.g. after an interrupted run).",
-        ),
-        click.option(
-            "--skip-unreachable",
-            is_flag=True,
-            help="Run on the reachable targets only (default: change nothing if a target "
-            "cannot be reached).",
-        ),
-        click.option(
-            "--journal",
-            "journal_path",
-            type=click.Path(dir_okay=False, path_type=Path),
-            metavar="FILE",
-            help="Append every step to FILE (JSON lines); read it with `journal show`.",
-        ),
-    ]
-    for decorator in reversed(decorators):
-        function = decorator(function)
-    return function
 
 
 def _report_table(report: Any) -> Table:
@@ -168,8 +96,8 @@ def _short(value: Any, width: int = 70) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _print_report(output: Output, report: Any, json_mode: bool) -> None:
-    if json_mode:
+def _print_report(output: Output, report: Any) -> None:
+    if output.json_mode:
         output.json(report.to_dict())
         return
     output.table(_report_table(report))
@@ -181,50 +109,52 @@ def _print_report(output: Output, report: Any, json_mode: bool) -> None:
 
 async def _with_driver(
     *,
-    conn_opts: dict[str, Any],
-    target_opts: dict[str, Any],
-    policy: dict[str, Any],
+    conn: ConnectionOptions,
+    targets: TargetOptions,
+    policy: PolicyOptions | None,
     output: Output,
     title: str | None,
     action: Callable[[Any], Awaitable[Any]],
 ) -> Any:
-    """Open the node, resolve and reach the targets, build the Driver, run ``action``."""
+    """Open the node, resolve and reach the targets, build the Driver, run ``action``.
+
+    ``policy`` is ``None`` for readiness (``title`` ``None`` too): no policy, no journal.
+    """
     from erlbridge.asyncio.driver import Driver  # noqa: PLC0415
 
-    conn = make_connection(output=output, **conn_opts)
-    first = target_opts["seed"] or next(iter(split_nodes(target_opts["targets"])), None)
-    async with open_node(conn, first) as node:
-        targets = await resolve_targets(node, timeout=conn.timeout, **target_opts)
-        unreachable = await connect_all(node, targets, conn.timeout)
-        if len(unreachable) == len(targets):
+    connection = make_connection(conn, output)
+    async with open_node(connection, first_target(targets)) as node:
+        nodes = await resolve_targets(node, targets, timeout=connection.timeout)
+        unreachable = await connect_all(node, nodes, connection.timeout)
+        if len(unreachable) == len(nodes):
             raise CannotConnect("; ".join(f"{n}: {e}" for n, e in unreachable.items()))
         for name, error in unreachable.items():
             output.warn(f"{name} is unreachable: {error}")
         if unreachable and title is not None:
-            if not policy.pop("skip_unreachable", False):
+            if policy is None or not policy.skip_unreachable:
                 # Starting an upgrade on part of a cluster is a decision, not a default:
                 # a relup barrier would wait for the missing node.
                 if output.json_mode:
                     output.json({"ok": False, "started": False, "unreachable": unreachable})
                 output.note("nothing was changed; pass --skip-unreachable to run on the rest")
                 raise SystemExit(EXIT_FAILED)
-            targets = [t for t in targets if t not in unreachable]
-        policy.pop("skip_unreachable", None)
-        journal = policy.pop("journal_path", None)
-        if policy.get("resume") and journal is None:
+            nodes = [t for t in nodes if t not in unreachable]
+        journal = policy.journal_path if policy is not None else None
+        if policy is not None and policy.resume and journal is None:
             raise click.UsageError("--resume needs --journal FILE (the run to resume)")
+        driver_kwargs = policy.driver_kwargs() if policy is not None else {}
         if title is None:  # readiness: no journal to follow, ask reachable nodes only
-            reachable = [t for t in targets if t not in unreachable]
+            reachable = [t for t in nodes if t not in unreachable]
             output.note(f"asking {len(reachable)} node(s)…")
-            return await action(Driver(node, reachable, **policy)), unreachable
+            return await action(Driver(node, reachable, **driver_kwargs)), unreachable
         with contextlib.ExitStack() as stack:
             if journal is None:
                 # The progress display reads the journal: use a throw-away one.
                 tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="erlbridge-"))
                 journal = Path(tmp) / "run.journal"
-            driver = Driver(node, targets, journal=journal, **policy)
+            driver = Driver(node, nodes, journal=journal, **driver_kwargs)
             try:
-                with output.progress(title, targets) as progress:
+                with output.progress(title, nodes) as progress:
                     return await watch_run(action(driver), journal=Path(journal), progress=progress)
             except ScriptError as exc:
                 # Refused before anything ran (offline validation, a barrier the policy
@@ -232,30 +162,10 @@ async def _with_driver(
                 raise Failed(f"refused, nothing was run: {exc}") from exc
 
 
-def _finish(output: Output, report: Any, json_mode: bool) -> None:
-    _print_report(output, report, json_mode)
+def _finish(output: Output, report: Any) -> None:
+    _print_report(output, report)
     if not report.ok:
         raise SystemExit(EXIT_FAILED)
-
-
-def _split_kwargs(kwargs: dict[str, Any]) -> tuple[dict[str, Any], ...]:
-    conn = {
-        k: kwargs.pop(k) for k in ("name", "cookie_file", "cookie_text", "epmd_port", "timeout")
-    }
-    targets = {k: kwargs.pop(k) for k in ("targets", "seed", "match_glob")}
-    policy_keys = (
-        "concurrency",
-        "node_timeout",
-        "overall_timeout",
-        "stop_on_first_failure",
-        "canary",
-        "dry_run",
-        "journal_path",
-        "skip_unreachable",
-        "resume",
-    )
-    policy = {k: kwargs.pop(k) for k in policy_keys if k in kwargs}
-    return conn, targets, policy
 
 
 @click.command()
@@ -268,8 +178,14 @@ def _split_kwargs(kwargs: dict[str, Any]) -> tuple[dict[str, Any], ...]:
 )
 @targets_options
 @connection_options
-@json_option
-def readiness(*, json_mode: bool, script_file: Path | None, **kwargs: Any) -> None:
+@output_option()
+def readiness(
+    *,
+    script_file: Path | None,
+    targets: TargetOptions,
+    conn: ConnectionOptions,
+    output: Output,
+) -> None:
     """Report whether each target is ready for an upgrade.
 
     Per node: OTP and ERTS versions, which_releases, running applications, modules with
@@ -281,8 +197,6 @@ def readiness(*, json_mode: bool, script_file: Path | None, **kwargs: Any) -> No
       erlbridge readiness -t app1@127.0.0.1,app2@127.0.0.1
       erlbridge readiness --seed app1@127.0.0.1 --script up.py --json
     """
-    output = Output(json_mode=json_mode)
-    conn, targets, _ = _split_kwargs(kwargs)
     script = load_script_for_run(script_file, None) if script_file else None
 
     async def action(driver: Any) -> Any:
@@ -290,16 +204,16 @@ def readiness(*, json_mode: bool, script_file: Path | None, **kwargs: Any) -> No
 
     report = run_async(
         lambda: _with_driver(
-            conn_opts=conn,
-            target_opts=targets,
-            policy={},
+            conn=conn,
+            targets=targets,
+            policy=None,
             output=output,
             title=None,
             action=action,
         )
     )
     report, unreachable = report
-    if json_mode:
+    if output.json_mode:
         data = report.to_dict()
         data["unreachable"] = unreachable
         data["ready"] = data["ready"] and not unreachable
@@ -347,16 +261,17 @@ def readiness(*, json_mode: bool, script_file: Path | None, **kwargs: Any) -> No
 @policy_options
 @targets_options
 @connection_options
-@json_option
+@output_option()
 def run(
     *,
     script_file: Path,
     from_vsn: str | None,
     push: tuple[str, ...],
-    suspend_timeout: float | None,
-    code_change_timeout: float | None,
-    json_mode: bool,
-    **kwargs: Any,
+    timeouts: TimeoutOptions,
+    policy: PolicyOptions,
+    targets: TargetOptions,
+    conn: ConnectionOptions,
+    output: Output,
 ) -> None:
     """Run SCRIPT on every target in direct mode (release_handler_1:eval_script/5).
 
@@ -372,32 +287,27 @@ def run(
       erlbridge run patch.script --seed app1@127.0.0.1 --canary --journal run.journal
       erlbridge run patch.py -t app1@127.0.0.1 --dry-run --json
     """
-    output = Output(json_mode=json_mode)
-    conn, targets, policy = _split_kwargs(kwargs)
     script = load_script_for_run(script_file, from_vsn)
     options: dict[str, Any] = {}
     pushed = _push_option(push)
     if pushed:
         options["push_code"] = pushed
-    if suspend_timeout is not None:
-        options["suspend_timeout"] = suspend_timeout
-    if code_change_timeout is not None:
-        options["code_change_timeout"] = code_change_timeout
+    options.update(timeouts.given())
 
     async def action(driver: Any) -> Any:
         return await driver.run_script(script, **options)
 
     report = run_async(
         lambda: _with_driver(
-            conn_opts=conn,
-            target_opts=targets,
+            conn=conn,
+            targets=targets,
             policy=policy,
             output=output,
             title="run",
             action=action,
         )
     )
-    _finish(output, report, json_mode)
+    _finish(output, report)
 
 
 @click.command()
@@ -410,16 +320,17 @@ def run(
 @policy_options
 @targets_options
 @connection_options
-@json_option
+@output_option()
 def upgrade(
     *,
     release: str,
     no_permanent: bool,
     purge: bool,
-    suspend_timeout: float | None,
-    code_change_timeout: float | None,
-    json_mode: bool,
-    **kwargs: Any,
+    timeouts: TimeoutOptions,
+    policy: PolicyOptions,
+    targets: TargetOptions,
+    conn: ConnectionOptions,
+    output: Output,
 ) -> None:
     """Upgrade every target to a release (release mode, through release_handler).
 
@@ -438,8 +349,6 @@ def upgrade(
       erlbridge upgrade 2.0.0 --seed app1@127.0.0.1 --canary --journal up.journal
       erlbridge upgrade app-2.0.0.tar.gz -t app1@127.0.0.1 --dry-run --json
     """
-    output = Output(json_mode=json_mode)
-    conn, targets, policy = _split_kwargs(kwargs)
     source = _release_source(release)
 
     async def action(driver: Any) -> Any:
@@ -447,21 +356,21 @@ def upgrade(
             source,
             permanent=not no_permanent,
             purge=purge,
-            suspend_timeout=suspend_timeout,
-            code_change_timeout=code_change_timeout,
+            suspend_timeout=timeouts.suspend_timeout,
+            code_change_timeout=timeouts.code_change_timeout,
         )
 
     report = run_async(
         lambda: _with_driver(
-            conn_opts=conn,
-            target_opts=targets,
+            conn=conn,
+            targets=targets,
             policy=policy,
             output=output,
             title=f"upgrade {release}",
             action=action,
         )
     )
-    _finish(output, report, json_mode)
+    _finish(output, report)
 
 
 def _release_source(release: str) -> Any:
@@ -496,15 +405,16 @@ def _release_source(release: str) -> Any:
 @policy_options
 @targets_options
 @connection_options
-@json_option
+@output_option()
 def downgrade(
     *,
     vsn: str,
     no_permanent: bool,
-    suspend_timeout: float | None,
-    code_change_timeout: float | None,
-    json_mode: bool,
-    **kwargs: Any,
+    timeouts: TimeoutOptions,
+    policy: PolicyOptions,
+    targets: TargetOptions,
+    conn: ConnectionOptions,
+    output: Output,
 ) -> None:
     """Downgrade every target to the installed release VSN (runs the relup's down-script).
 
@@ -513,25 +423,23 @@ def downgrade(
       erlbridge downgrade 1.0.0 -t app1@127.0.0.1,app2@127.0.0.1
       erlbridge downgrade 1.0.0 --seed app1@127.0.0.1 --json
     """
-    output = Output(json_mode=json_mode)
-    conn, targets, policy = _split_kwargs(kwargs)
 
     async def action(driver: Any) -> Any:
         return await driver.downgrade(
             vsn,
             permanent=not no_permanent,
-            suspend_timeout=suspend_timeout,
-            code_change_timeout=code_change_timeout,
+            suspend_timeout=timeouts.suspend_timeout,
+            code_change_timeout=timeouts.code_change_timeout,
         )
 
     report = run_async(
         lambda: _with_driver(
-            conn_opts=conn,
-            target_opts=targets,
+            conn=conn,
+            targets=targets,
             policy=policy,
             output=output,
             title=f"downgrade {vsn}",
             action=action,
         )
     )
-    _finish(output, report, json_mode)
+    _finish(output, report)

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from erlbridge.cli._common import EXIT_FAILED
+from erlbridge.cli._options import output_option
 from erlbridge.cli._output import Output
 from erlbridge.display import Table
 
@@ -22,8 +23,8 @@ def journal() -> None:
 @journal.command("show")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--op", metavar="OP", help="Only records of this operation (e.g. upgrade:2.0.0).")
-@click.option("--json", "json_mode", is_flag=True, help="Print one JSON document on stdout.")
-def show(*, file: Path, op: str | None, json_mode: bool) -> None:
+@output_option("Print one JSON document on stdout.")
+def show(*, file: Path, op: str | None, output: Output) -> None:
     """Replay FILE and show where each node stands: its last step, steps in doubt, state.
 
     A step that was started but never finished (the Python process died, or the run was
@@ -36,13 +37,12 @@ def show(*, file: Path, op: str | None, json_mode: bool) -> None:
     """
     from erlbridge.asyncio.driver import read_journal  # noqa: PLC0415
 
-    output = Output(json_mode=json_mode)
     try:
         state = read_journal(file, op=op)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="FILE") from exc
     data: dict[str, Any] = state.to_dict()
-    if json_mode:
+    if output.json_mode:
         output.json({"file": str(file), **data})
     else:
         runs = data["runs"]

@@ -15,13 +15,17 @@ import click
 from erlbridge.cli._common import (
     EXIT_FAILED,
     Failed,
-    connection_options,
-    json_option,
+    first_target,
     make_connection,
     open_node,
     resolve_targets,
     run_async,
-    split_nodes,
+)
+from erlbridge.cli._options import (
+    ConnectionOptions,
+    TargetOptions,
+    connection_options,
+    output_option,
     targets_options,
 )
 from erlbridge.cli._output import Output
@@ -59,10 +63,10 @@ def _appup_option(values: tuple[str, ...]) -> dict[str, Path]:
               help="Also check the plan against the live targets (--seed/--targets).")
 @targets_options
 @connection_options
-@json_option
+@output_option()
 def plan(*, old: Path, new: Path, tarball: Path | None, write_new: bool,
-         appup_files: tuple[str, ...], erl_image: str | None, check: bool, json_mode: bool,
-         **kwargs: Any) -> None:
+         appup_files: tuple[str, ...], erl_image: str | None, check: bool,
+         targets: TargetOptions, conn: ConnectionOptions, output: Output) -> None:
     """Plan the upgrade from build OLD to build NEW of a release.
 
     OLD and NEW are relx release directories (_build/<profile>/rel/<name>) or release
@@ -78,7 +82,6 @@ def plan(*, old: Path, new: Path, tarball: Path | None, write_new: bool,
     from erlbridge.exceptions import PlanError  # noqa: PLC0415 (keep --help fast)
     from erlbridge.plan import ErlRunner, plan_upgrade  # noqa: PLC0415
 
-    output = Output(json_mode=json_mode)
     overrides = _appup_option(appup_files)
     if write_new and not new.is_dir():
         raise click.UsageError("--write needs NEW to be a release directory")
@@ -91,15 +94,15 @@ def plan(*, old: Path, new: Path, tarball: Path | None, write_new: bool,
         if write_new:
             written.append(str(the_plan.write()))
     except PlanError as exc:
-        if json_mode:
+        if output.json_mode:
             output.json({"valid": False, "reason": " ".join(str(exc).split())})
         raise Failed(" ".join(str(exc).split())) from exc
     except OSError as exc:
         raise Failed(f"cannot write: {exc}") from exc
     report = None
     if check:
-        report = _check(the_plan, output, kwargs)
-    if json_mode:
+        report = _check(the_plan, output, conn, targets)
+    if output.json_mode:
         data = the_plan.to_dict()
         data["written"] = written
         if report is not None:
@@ -116,21 +119,20 @@ def plan(*, old: Path, new: Path, tarball: Path | None, write_new: bool,
         raise SystemExit(EXIT_FAILED)
 
 
-def _check(the_plan: Any, output: Output, kwargs: dict[str, Any]) -> Any:
-    conn_keys = ("name", "cookie_file", "cookie_text", "epmd_port", "timeout")
-    conn = make_connection(output=output, **{k: kwargs[k] for k in conn_keys})
-    target_opts = {k: kwargs[k] for k in ("targets", "seed", "match_glob")}
-    if not target_opts["seed"] and not target_opts["targets"]:
+def _check(the_plan: Any, output: Output, conn: ConnectionOptions,
+           targets: TargetOptions) -> Any:
+    connection = make_connection(conn, output)
+    if not targets.seed and not targets.targets:
         raise click.UsageError("--check needs --seed NODE or --targets NODES")
 
     async def main() -> Any:
         from erlbridge.asyncio.driver import Driver  # noqa: PLC0415
 
-        first = target_opts["seed"] or next(iter(split_nodes(target_opts["targets"])), None)
-        async with open_node(conn, first) as node:
-            targets = await resolve_targets(node, timeout=conn.timeout, **target_opts)
-            output.note(f"checking the plan on {len(targets)} node(s)…")
-            return await Driver(node, targets, node_timeout=max(conn.timeout, 30.0)).check_plan(
-                the_plan)
+        async with open_node(connection, first_target(targets)) as node:
+            nodes = await resolve_targets(node, targets, timeout=connection.timeout)
+            output.note(f"checking the plan on {len(nodes)} node(s)…")
+            return await Driver(
+                node, nodes, node_timeout=max(connection.timeout, 30.0)
+            ).check_plan(the_plan)
 
     return run_async(main)

@@ -7,7 +7,8 @@ from typing import Any
 
 import click
 
-from erlbridge.cli._common import EXIT_FAILED, json_option
+from erlbridge.cli._common import EXIT_FAILED
+from erlbridge.cli._options import output_option
 from erlbridge.cli._output import Output
 from erlbridge.cli._scriptfile import Loaded, appup_entries, labelled_scripts, load_file
 from erlbridge.display import Table
@@ -49,10 +50,9 @@ def _report(
     rows: list[dict[str, Any]],
     *,
     fail_on: set[str],
-    json_mode: bool,
 ) -> None:
     failing = [r for r in rows if r["severity"] in fail_on]
-    if json_mode:
+    if output.json_mode:
         output.json(
             {"file": str(loaded.path), "kind": loaded.kind, "ok": not failing, "findings": rows}
         )
@@ -77,8 +77,8 @@ def _report(
 
 @script.command("check")
 @_FILE
-@json_option
-def check(*, file: Path, json_mode: bool) -> None:
+@output_option()
+def check(*, file: Path, output: Output) -> None:
     """Validate FILE by OTP's own rules (what release_handler would refuse).
 
     Exit code 1 if any script in FILE has an error; warnings are shown but do not fail.
@@ -89,16 +89,15 @@ def check(*, file: Path, json_mode: bool) -> None:
       erlbridge script check apps/app/ebin/app.appup --json
       erlbridge script check patch.py
     """
-    output = Output(json_mode=json_mode)
     loaded = load_file(file)
-    _report(output, loaded, _findings(loaded), fail_on={"error"}, json_mode=json_mode)
+    _report(output, loaded, _findings(loaded), fail_on={"error"})
 
 
 @script.command("lint")
 @_FILE
 @click.option("--strict", is_flag=True, help="Fail on warnings too.")
-@json_option
-def lint(*, file: Path, strict: bool, json_mode: bool) -> None:
+@output_option()
+def lint(*, file: Path, strict: bool, output: Output) -> None:
     """Report every finding in FILE (errors and warnings, with rule names).
 
     Warnings flag what OTP accepts but is risky: brutal_purge, scripts without
@@ -110,10 +109,9 @@ def lint(*, file: Path, strict: bool, json_mode: bool) -> None:
       erlbridge script lint relup
       erlbridge script lint patch.py --strict
     """
-    output = Output(json_mode=json_mode)
     loaded = load_file(file)
     fail_on = {"error", "warning"} if strict else {"error"}
-    _report(output, loaded, _findings(loaded), fail_on=fail_on, json_mode=json_mode)
+    _report(output, loaded, _findings(loaded), fail_on=fail_on)
 
 
 @script.command("show")
@@ -124,8 +122,8 @@ def lint(*, file: Path, strict: bool, json_mode: bool) -> None:
     is_flag=True,
     help="Print the script(s) as Erlang text (what a relup file holds).",
 )
-@json_option
-def show(*, file: Path, as_erlang: bool, json_mode: bool) -> None:
+@output_option()
+def show(*, file: Path, as_erlang: bool, output: Output) -> None:
     """Show the instructions in FILE, one row per instruction.
 
     \b
@@ -134,11 +132,10 @@ def show(*, file: Path, as_erlang: bool, json_mode: bool) -> None:
       erlbridge script show patch.py --erlang
       erlbridge script show app.appup --json
     """
-    output = Output(json_mode=json_mode)
     loaded = load_file(file)
     sections = [(label, tuple(s)) for label, s in labelled_scripts(loaded)]
     sections += appup_entries(loaded)
-    if json_mode:
+    if output.json_mode:
         output.json(
             {
                 "file": str(file),

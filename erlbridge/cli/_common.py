@@ -26,6 +26,7 @@ import click
 
 from erlbridge.cli._cookie import Cookie, CookieNotFound, resolve_cookie
 from erlbridge.cli._local_host import local_host_for
+from erlbridge.cli._options import ConnectionOptions, TargetOptions
 from erlbridge.cli._output import Output
 from erlbridge.display import erlang_text, plain
 from erlbridge.exceptions import (
@@ -48,13 +49,13 @@ __all__ = [
     "EXIT_USAGE",
     "CannotConnect",
     "Connection",
-    "connection_options",
     "describe_error",
-    "json_option",
+    "first_target",
+    "make_connection",
     "open_node",
     "resolve_targets",
     "run_async",
-    "targets_options",
+    "split_nodes",
 ]
 
 EXIT_OK = 0
@@ -64,7 +65,6 @@ EXIT_CONNECT = 3
 
 logger = logging.getLogger(__name__)
 
-F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
 
 #: Errors that mean "we could not reach the cluster at all".
@@ -130,110 +130,23 @@ class Connection:
         return f"erlbridge-cli-{os.getpid() % 1024}@{host}"
 
 
-def json_option(function: F) -> F:
-    """``--json``: print one JSON document on stdout instead of tables."""
-    return click.option(
-        "--json",
-        "json_mode",
-        is_flag=True,
-        help="Print one JSON document on stdout (progress still goes to stderr).",
-    )(function)
-
-
-def connection_options(function: F) -> F:
-    """Options for the CLI's own node: name, cookie, EPMD port, timeout."""
-    decorators = [
-        click.option(
-            "--name",
-            envvar="ERLBRIDGE_NAME",
-            metavar="NAME@HOST",
-            help="Name of erlbridge's hidden node [env ERLBRIDGE_NAME; default "
-            "erlbridge-cli-<pid mod 1024>@<host of the first target>].",
-        ),
-        click.option(
-            "--cookie-file",
-            type=click.Path(dir_okay=False, path_type=Path),
-            envvar="ERLBRIDGE_COOKIE_FILE",
-            help="Read the cookie from FILE [env ERLBRIDGE_COOKIE_FILE]. Without it: "
-            "$ERLANG_COOKIE, then ~/.erlang.cookie.",
-        ),
-        click.option(
-            "--cookie",
-            "cookie_text",
-            metavar="COOKIE",
-            help="UNSAFE: the cookie on the command line, visible to every user in the "
-            "process list. Prefer --cookie-file or ERLANG_COOKIE.",
-        ),
-        click.option(
-            "--epmd-port",
-            type=int,
-            envvar="ERL_EPMD_PORT",
-            help="EPMD port [env ERL_EPMD_PORT; default 4369].",
-        ),
-        click.option(
-            "--timeout",
-            type=float,
-            default=10.0,
-            show_default=True,
-            envvar="ERLBRIDGE_TIMEOUT",
-            help="Seconds for connecting and for each remote call.",
-        ),
-    ]
-    for decorator in reversed(decorators):
-        function = decorator(function)
-    return function
-
-
-def targets_options(function: F) -> F:
-    """``--targets``/``--seed``/``--match``: which nodes a command works on."""
-    decorators = [
-        click.option(
-            "-t",
-            "--targets",
-            multiple=True,
-            envvar="ERLBRIDGE_TARGETS",
-            metavar="NODES",
-            help="Target nodes, comma-separated or repeated [env ERLBRIDGE_TARGETS].",
-        ),
-        click.option(
-            "--seed",
-            metavar="NODE",
-            help="Discover the targets from NODE: NODE itself plus the nodes it is connected to.",
-        ),
-        click.option(
-            "--match",
-            "match_glob",
-            metavar="GLOB",
-            help="With --seed: keep only nodes whose name matches GLOB (e.g. 'app*@*').",
-        ),
-    ]
-    for decorator in reversed(decorators):
-        function = decorator(function)
-    return function
-
-
-def make_connection(
-    *,
-    name: str | None,
-    cookie_file: Path | None,
-    cookie_text: str | None,
-    epmd_port: int | None,
-    timeout: float,
-    output: Output,
-) -> Connection:
+def make_connection(options: ConnectionOptions, output: Output) -> Connection:
     """Resolve the cookie (usage error if none) and warn when it came from argv."""
     try:
         cookie = resolve_cookie(
-            cookie=cookie_text, cookie_file=cookie_file, env=os.environ, home=Path.home()
+            cookie=options.cookie_text,
+            cookie_file=options.cookie_file,
+            env=os.environ,
+            home=Path.home(),
         )
     except CookieNotFound as exc:
         raise click.UsageError(str(exc)) from exc
     logger.info("cookie from %s", cookie.source)  # the source, never the value
-    if cookie_text:
+    if options.cookie_text:
         output.warn("--cookie puts the cookie in the process list; prefer --cookie-file")
-    if timeout <= 0:
+    if options.timeout <= 0:
         raise click.BadParameter("must be positive", param_hint="--timeout")
-    return Connection(name, cookie, epmd_port, timeout)
+    return Connection(options.name, cookie, options.epmd_port, options.timeout)
 
 
 def split_nodes(values: Iterable[str]) -> list[str]:
@@ -310,16 +223,15 @@ async def connect_all(node: Node, targets: Sequence[str], timeout: float) -> dic
     return {t: err for t, err in results if err is not None}
 
 
-async def resolve_targets(
-    node: Node,
-    *,
-    targets: Sequence[str],
-    seed: str | None,
-    match_glob: str | None,
-    timeout: float,
-) -> list[str]:
+def first_target(targets: TargetOptions) -> str | None:
+    """The seed, else the first explicit target: it picks the host of our node's name."""
+    return targets.seed or next(iter(split_nodes(targets.targets)), None)
+
+
+async def resolve_targets(node: Node, targets: TargetOptions, *, timeout: float) -> list[str]:
     """The explicit targets, or those discovered from ``seed`` (filtered by ``match_glob``)."""
-    nodes = split_nodes(targets)
+    seed, match_glob = targets.seed, targets.match_glob
+    nodes = split_nodes(targets.targets)
     if seed:
         from erlbridge.asyncio.driver import discover  # noqa: PLC0415
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from erlbridge.asyncio.driver import Journal
+from erlbridge.driver import Journal
 from erlbridge.cli._output import NodeProgress, Output
 from erlbridge.display import (
     CellProgress,
