@@ -22,11 +22,11 @@ import concurrent.futures
 import logging
 import threading
 from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from erlbridge.exceptions import InvalidState
 
-__all__ = ["Portal", "shared_portal"]
+__all__ = ["Handoff", "Portal", "shared_portal"]
 
 T = TypeVar("T")
 
@@ -152,28 +152,104 @@ class Portal:
         except InvalidState:
             coro.close()
             raise
-        future = asyncio.run_coroutine_threadsafe(coro, loop)
+        handoff: Handoff[T] = Handoff()
+
+        def start() -> None:
+            try:
+                task = loop.create_task(coro)
+            except BaseException as exc:  # e.g. the loop is closing
+                coro.close()
+                handoff.fail(exc)
+                return
+            handoff.task = task
+            task.add_done_callback(handoff.task_done)
+
+        # One wake-up of the loop and one lock release back: no concurrent Future, no
+        # Condition, no chained callbacks (docs/internals/architecture.md#the-blocking-api).
+        loop.call_soon_threadsafe(start)
         try:
-            return future.result()
+            return handoff.wait()
         except BaseException:
-            if not future.done():
-                future.cancel()  # KeyboardInterrupt & co: cancel the task in the loop
+            if not handoff.finished:  # KeyboardInterrupt & co: cancel the task in the loop
+                loop.call_soon_threadsafe(handoff.cancel)
             raise
 
     def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a plain function on the loop thread (for loop-affine objects) and return."""
         loop = self.loop
         self._check_thread()
-        result: concurrent.futures.Future[T] = concurrent.futures.Future()
+        handoff: Handoff[T] = Handoff()
 
         def invoke() -> None:
             try:
-                result.set_result(fn(*args, **kwargs))
+                value = fn(*args, **kwargs)
             except BaseException as exc:
-                result.set_exception(exc)
+                handoff.fail(exc)
+            else:
+                handoff.set(value)
 
         loop.call_soon_threadsafe(invoke)
-        return result.result()
+        return handoff.wait()
+
+
+class Handoff(Generic[T]):
+    """One result passed from the loop thread to one blocked caller thread.
+
+    The caller blocks on a plain lock that the loop thread releases once: the cheapest
+    wake-up between two threads that CPython offers (a concurrent Future adds a Condition
+    and callback chaining, which doubled the cost of a blocking call here).
+    """
+
+    __slots__ = ("_error", "_lock", "_value", "finished", "task")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lock.acquire()
+        self._value: Any = None
+        self._error: BaseException | None = None
+        self.finished = False
+        self.task: asyncio.Task[Any] | None = None
+
+    def set(self, value: T) -> None:
+        """Called once, on the loop thread."""
+        self._value = value
+        self.finished = True
+        self._lock.release()
+
+    def fail(self, error: BaseException) -> None:
+        """Called once, on the loop thread."""
+        self._error = error
+        self.finished = True
+        self._lock.release()
+
+    def task_done(self, task: asyncio.Task[Any]) -> None:
+        if task.cancelled():
+            self.fail(concurrent.futures.CancelledError())
+            return
+        error = task.exception()
+        if error is not None:
+            self.fail(error)
+        else:
+            self.set(task.result())
+
+    def cancel(self) -> None:
+        """On the loop thread: cancel the task the caller stopped waiting for."""
+        if self.task is not None:
+            self.task.cancel()
+
+    def wait(self, timeout: float | None = None) -> T:
+        """Block until :meth:`set` or :meth:`fail`; return the value or raise the error.
+
+        With ``timeout`` (seconds), raise TimeoutError when it passes first.
+        """
+        if not self._lock.acquire(timeout=-1 if timeout is None else timeout):
+            raise TimeoutError
+        error = self._error
+        if error is not None:
+            self._error = None  # no cycle through the traceback
+            raise error
+        value: T = self._value
+        return value
 
 
 def _finish(loop: asyncio.AbstractEventLoop) -> None:
