@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from erlbridge.asyncio import Node  # noqa: E402
-from erlbridge.asyncio.driver import Driver  # noqa: E402
+from erlbridge.driver import Driver  # noqa: E402
 from erlbridge.plan import open_build, plan_upgrade  # noqa: E402
 from erlbridge.plan.diff import diff_builds  # noqa: E402
 from erlbridge.testing import LocalCluster, local_otp_release  # noqa: E402

@@ -37,7 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from erlbridge.asyncio import Node  # noqa: E402
-from erlbridge.asyncio.driver import Driver  # noqa: E402
+from erlbridge.driver import Driver  # noqa: E402
 from erlbridge.term import Atom  # noqa: E402
 from erlbridge.upgrade import (  # noqa: E402
     CodeChange,

@@ -36,9 +36,9 @@ from pathlib import Path
 from typing import Any
 
 from erlbridge.asyncio import Node
-from erlbridge.asyncio.driver import Driver, discover, read_journal
 from erlbridge.cli import Output
 from erlbridge.display import Table, erlang_text, plain, watch_run
+from erlbridge.driver import Driver, discover, read_journal
 from erlbridge.exceptions import InvalidState
 from erlbridge.term import Atom
 from erlbridge.testing.cluster import LocalCluster

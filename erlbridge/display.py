@@ -425,7 +425,7 @@ class JournalFollower:
 async def watch_run(run: Awaitable[T], *, journal: Path, progress: ProgressSink) -> T:
     """Await a driver operation while showing its per-node progress.
 
-    ``journal`` must be the path the :class:`~erlbridge.asyncio.driver.Driver` was given;
+    ``journal`` must be the path the :class:`~erlbridge.driver.Driver` was given;
     its records drive ``progress``. When the run returns a report, every node's final
     status (and error) is shown last.
     """

@@ -21,13 +21,13 @@ from collections.abc import Callable
 from typing import Any
 
 from erlbridge import asyncio as aio
+from erlbridge import driver as aio_driver
 from erlbridge._blocking import Twin, adapts, awaits, awaits_with, init_from, on_loop
 from erlbridge._portal import Portal, shared_portal
-from erlbridge.asyncio import driver as aio_driver
-from erlbridge.asyncio.driver import ReadinessReport, RunReport  # noqa: F401 (importable here)
 from erlbridge.asyncio.node import NodeEvent
 from erlbridge.asyncio.process import DownMessage, ExitMessage
 from erlbridge.asyncio.rpc import RpcOutcome, RpcResult
+from erlbridge.driver import ReadinessReport, RunReport  # noqa: F401 (importable here)
 from erlbridge.exceptions import InvalidState
 from erlbridge.term import Atom, Pid, Reference
 
@@ -198,7 +198,7 @@ discover = awaits_with(aio_driver.discover, Node)
 
 
 class Driver(Twin):
-    """Blocking twin of :class:`erlbridge.asyncio.driver.Driver` (same arguments).
+    """Blocking twin of :class:`erlbridge.driver.Driver` (same arguments).
 
     ``node`` is a blocking :class:`Node`; every operation runs on its portal's loop and
     returns the same reports. Interrupting a call (Ctrl-C) cancels the run in the loop,

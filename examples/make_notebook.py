@@ -108,7 +108,7 @@ script"""),
 
 The driver is asynchronous: in a notebook, `await` it directly. Readiness first."""),
     ("code", """from erlbridge.asyncio import Node as AsyncNode
-from erlbridge.asyncio.driver import Driver
+from erlbridge.driver import Driver
 
 anode = AsyncNode(f"notebook-driver@{host}", cookie=cookie, epmd_port=epmd_port)
 await anode.start()

@@ -15,8 +15,8 @@ import eb_parity
 
 import erlbridge
 from erlbridge import asyncio as aio
+from erlbridge import driver as aio_driver
 from erlbridge import sync
-from erlbridge.asyncio import driver as aio_driver
 
 
 def test_every_driver_coroutine_has_a_blocking_twin() -> None:

@@ -25,7 +25,7 @@ from erlbridge.exceptions import ErlbridgeError
 from erlbridge.term import Atom, ErlString, Pid
 
 if TYPE_CHECKING:
-    from erlbridge.asyncio.node import Node
+    from erlbridge.asyncio.interface import NodeCore
 
 __all__ = ["IoServer", "chardata_to_str"]
 
@@ -79,7 +79,7 @@ class IoServer(Endpoint):
 
     __slots__ = ("output", "refused", "tasks")
 
-    def __init__(self, node: Node, pid: Pid, output: OutputCallback | None = None) -> None:
+    def __init__(self, node: NodeCore, pid: Pid, output: OutputCallback | None = None) -> None:
         super().__init__(node, pid)
         self.output = output
         self.tasks: set[asyncio.Task[None]] = set()
@@ -88,17 +88,18 @@ class IoServer(Endpoint):
 
     def deliver(self, message: Any, size: int = 0) -> None:
         if not (type(message) is tuple and len(message) == 4 and message[0] == IO_REQUEST):
-            self.node._drop(self.pid, message, "not an io request")
+            self.node.drop(self.pid, message, "not an io request")
             return
         _, sender, reply_as, request = message
         if not isinstance(sender, Pid):
-            self.node._drop(self.pid, message, "io request without a sender pid")
+            self.node.drop(self.pid, message, "io request without a sender pid")
             return
         if self._needs_remote(request):
             if len(self.tasks) >= MAX_PENDING_FORMATS:
                 if self.refused % 1000 == 0:  # the first and every 1000th
-                    logger.warning("io request from %s refused: %d already pending",
-                                   sender, len(self.tasks))
+                    logger.warning(
+                        "io request from %s refused: %d already pending", sender, len(self.tasks)
+                    )
                 self.refused += 1
                 self._reply(sender, reply_as, (ERROR, PUT_CHARS))
                 return
@@ -111,7 +112,7 @@ class IoServer(Endpoint):
         self._reply(sender, reply_as, self._serve_now(sender, request))
 
     def _reply(self, sender: Pid, reply_as: Any, reply: Any) -> None:
-        self.node._send_raw(self.pid, sender, (IO_REPLY, reply_as, reply))
+        self.node.route(self.pid, sender, (IO_REPLY, reply_as, reply))
 
     def _emit(self, sender: Pid, text: str) -> None:
         if not text:
@@ -186,8 +187,9 @@ class IoServer(Endpoint):
         encoding = str(request[1]) if len(request) == 5 else "latin1"
         module, function, args = request[-3], request[-2], request[-1]
         if (module, function) != FORMAT_MF or type(args) is not list or len(args) != 2:
-            logger.warning("refused io request from %s: %s:%s is not io_lib:format/2",
-                           sender, module, function)
+            logger.warning(
+                "refused io request from %s: %s:%s is not io_lib:format/2", sender, module, function
+            )
             return (ERROR, PUT_CHARS)
         try:
             chars = await self.node.rpc(sender.node, module, function, args, timeout=30.0)

@@ -18,7 +18,7 @@ from erlbridge.exceptions import ProcessExited, Timeout
 from erlbridge.term import Atom, Pid, Reference
 
 if TYPE_CHECKING:
-    from erlbridge.asyncio.node import Node
+    from erlbridge.asyncio.interface import NodeCore
 
 __all__ = ["DownMessage", "Endpoint", "ExitMessage", "Process"]
 
@@ -59,7 +59,8 @@ class Endpoint:
 
     __slots__ = ("links", "monitored_by", "monitors", "node", "pid")
 
-    def __init__(self, node: Node, pid: Pid) -> None:
+    def __init__(self, node: NodeCore, pid: Pid) -> None:
+        #: the node's core interface (not the Node itself: see NodeCore)
         self.node = node
         self.pid = pid
         #: pids we are linked to
@@ -102,7 +103,7 @@ class Process(Endpoint):
     )
 
     def __init__(
-        self, node: Node, pid: Pid, *, name: str | None = None, trap_exit: bool = False
+        self, node: NodeCore, pid: Pid, *, name: str | None = None, trap_exit: bool = False
     ) -> None:
         super().__init__(node, pid)
         self.name = as_atom(name) if name is not None else None
@@ -142,8 +143,7 @@ class Process(Endpoint):
                 del self._waiters[i]
                 fut.set_result(message)
                 return
-        node = self.node
-        count_limit, byte_limit = node.max_mailbox, node.max_mailbox_bytes
+        count_limit, byte_limit = self.node.mailbox_limits()
         if (count_limit is not None and len(self._mailbox) >= count_limit) or (
             byte_limit is not None and size and self._mailbox_bytes + size > byte_limit
         ):
@@ -160,7 +160,7 @@ class Process(Endpoint):
                     self.overflowed + 1,
                 )
             self.overflowed += 1
-            node.dropped += 1
+            self.node.count_dropped()
             return
         self._mailbox.append(message)
         self._sizes.append(size)
@@ -231,27 +231,27 @@ class Process(Endpoint):
     def send(self, dest: Any, message: Any) -> None:
         """Send ``message`` to a pid, ``(name, node)``, alias reference or local name."""
         self._check()
-        self.node._route(self.pid, dest, message)
+        self.node.route(self.pid, dest, message)
 
     async def link(self, pid: Pid) -> None:
         """Link to ``pid`` (connecting to its node first if needed)."""
         self._check()
-        await self.node._link(self, pid)
+        await self.node.link(self, pid)
 
     async def unlink(self, pid: Pid) -> None:
         self._check()
-        await self.node._unlink(self, pid)
+        await self.node.unlink(self, pid)
 
     def monitor(self, target: Any) -> Reference:
         """Monitor a pid, ``(name, node)`` or local name; a DownMessage with the returned
         reference arrives when it goes down (``noproc`` if it does not exist,
         ``noconnection`` if its node disconnects)."""
         self._check()
-        return self.node._monitor(self, target)
+        return self.node.monitor(self, target)
 
     def demonitor(self, ref: Reference) -> None:
         """Remove a monitor; no DownMessage for it will arrive later (flushed)."""
-        self.node._demonitor(self, ref)
+        self.node.demonitor(self, ref)
         kept = [
             (m, n)
             for m, n in zip(self._mailbox, self._sizes, strict=True)
@@ -264,7 +264,7 @@ class Process(Endpoint):
     def exit(self, pid: Pid, reason: Any) -> None:
         """Send an exit signal to ``pid`` (``erlang:exit/2``)."""
         self._check()
-        self.node._exit2(self, pid, reason)
+        self.node.exit2(self, pid, reason)
 
     def exit_signal(self, sender: Any, reason: Any, *, linked: bool) -> None:
         if self.exit_reason is not None:
@@ -298,7 +298,7 @@ class Process(Endpoint):
         self._mailbox.clear()
         self._sizes.clear()
         self._mailbox_bytes = 0
-        self.node._process_exited(self, reason)
+        self.node.process_exited(self, reason)
 
 
 def _delivered(fut: asyncio.Future[Any]) -> bool:

@@ -25,7 +25,7 @@ from erlbridge.exceptions import BadRpc, ErlbridgeError, NodeDown, RemoteExcepti
 from erlbridge.term import Atom, Pid, Reference
 
 if TYPE_CHECKING:
-    from erlbridge.asyncio.node import Node
+    from erlbridge.asyncio.interface import NodeCore
 
 __all__ = [
     "CaptureEndpoint",
@@ -102,7 +102,7 @@ class RpcEndpoint(Endpoint):
 
     __slots__ = ("calls",)
 
-    def __init__(self, node: Node, pid: Pid) -> None:
+    def __init__(self, node: NodeCore, pid: Pid) -> None:
         super().__init__(node, pid)
         self.calls: dict[Reference, asyncio.Future[Any]] = {}
 
@@ -113,7 +113,7 @@ class RpcEndpoint(Endpoint):
                 if not fut.done():
                     fut.set_result(message[1])
                 return
-        self.node._drop(self.pid, message, "late or unknown reply")
+        self.node.drop(self.pid, message, "late or unknown reply")
 
     def down(self, ref: Reference, obj: Any, reason: Any) -> None:
         # erpc: the spawned executor's exit reason carries the result (see interpret_erpc)
@@ -179,7 +179,9 @@ class CaptureEndpoint(Endpoint):
 
     __slots__ = ("chunks", "future", "ref")
 
-    def __init__(self, node: Node, pid: Pid, ref: Reference, future: asyncio.Future[Any]) -> None:
+    def __init__(
+        self, node: NodeCore, pid: Pid, ref: Reference, future: asyncio.Future[Any]
+    ) -> None:
         super().__init__(node, pid)
         self.ref = ref
         self.future = future
@@ -194,7 +196,7 @@ class CaptureEndpoint(Endpoint):
                 if not self.future.done():
                     self.future.set_result(message[1])
                 return
-        self.node._drop(self.pid, message, "unexpected message to a capture pid")
+        self.node.drop(self.pid, message, "unexpected message to a capture pid")
 
     @property
     def output(self) -> str:

@@ -1,7 +1,7 @@
 """Driver commands: ``readiness``, ``run``, ``upgrade``, ``downgrade``.
 
 Each opens erlbridge's hidden node, resolves the targets (``--targets`` or ``--seed``),
-builds a :class:`erlbridge.asyncio.driver.Driver` with the policy options and shows
+builds a :class:`erlbridge.driver.Driver` with the policy options and shows
 per-node progress while it works. The final report is a table (or ``--json``); the exit
 code is 0 when every node is ok, 1 when some node failed, 3 when no target was reachable.
 """
@@ -120,7 +120,7 @@ async def _with_driver(
 
     ``policy`` is ``None`` for readiness (``title`` ``None`` too): no policy, no journal.
     """
-    from erlbridge.asyncio.driver import Driver  # noqa: PLC0415
+    from erlbridge.driver import Driver  # noqa: PLC0415
 
     connection = make_connection(conn, output)
     async with open_node(connection, first_target(targets)) as node:
@@ -221,7 +221,7 @@ def readiness(
     else:
         # Every target is a row and counts in the caption: the unreachable ones too,
         # as not ready.
-        from erlbridge.asyncio.driver import NodeReadiness, ReadinessReport  # noqa: PLC0415
+        from erlbridge.driver import NodeReadiness, ReadinessReport  # noqa: PLC0415
 
         shown = ReadinessReport(
             report.nodes + tuple(
@@ -379,7 +379,7 @@ def _release_source(release: str) -> Any:
     Anything that names an existing file, or ends like a tarball, is a tarball: it is
     read and checked here, so a file release_handler could not unpack (not gzip, no
     ``releases/<Name>.rel``) is a usage error before anything is uploaded."""
-    from erlbridge.asyncio.driver import Tarball  # noqa: PLC0415 (keep --help fast)
+    from erlbridge.driver import Tarball  # noqa: PLC0415 (keep --help fast)
 
     path = Path(release)
     if not path.is_file():

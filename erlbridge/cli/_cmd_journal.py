@@ -35,7 +35,7 @@ def show(*, file: Path, op: str | None, output: Output) -> None:
       erlbridge journal show upgrade.journal
       erlbridge journal show upgrade.journal --op upgrade:2.0.0 --json
     """
-    from erlbridge.asyncio.driver import read_journal  # noqa: PLC0415
+    from erlbridge.driver import read_journal  # noqa: PLC0415
 
     try:
         state = read_journal(file, op=op)

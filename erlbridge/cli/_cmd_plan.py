@@ -126,7 +126,7 @@ def _check(the_plan: Any, output: Output, conn: ConnectionOptions,
         raise click.UsageError("--check needs --seed NODE or --targets NODES")
 
     async def main() -> Any:
-        from erlbridge.asyncio.driver import Driver  # noqa: PLC0415
+        from erlbridge.driver import Driver  # noqa: PLC0415
 
         async with open_node(connection, first_target(targets)) as node:
             nodes = await resolve_targets(node, targets, timeout=connection.timeout)

@@ -233,7 +233,7 @@ async def resolve_targets(node: Node, targets: TargetOptions, *, timeout: float)
     seed, match_glob = targets.seed, targets.match_glob
     nodes = split_nodes(targets.targets)
     if seed:
-        from erlbridge.asyncio.driver import discover  # noqa: PLC0415
+        from erlbridge.driver import discover  # noqa: PLC0415
 
         try:
             found = await discover(node, seed, timeout=timeout)

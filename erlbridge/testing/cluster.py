@@ -251,12 +251,12 @@ class Cluster(ABC):
                 journal: Path | None = None, **driver_options: Any) -> Any:
         """Upgrade every node to the release in ``tarball`` (uploaded, unpacked, installed
         and made permanent by ``release_handler``, all nodes at once); returns the
-        driver's :class:`~erlbridge.asyncio.driver.RunReport`.
+        driver's :class:`~erlbridge.driver.RunReport`.
 
         With ``check`` a failed node raises :class:`~erlbridge.exceptions.UpgradeFailed`
         (its report attached). The journal goes to ``journal`` (default: a new file in
         the work directory); :attr:`journals` lists them. ``driver_options`` go to
-        :class:`~erlbridge.asyncio.driver.Driver` (e.g. ``node_timeout``, ``canary``).
+        :class:`~erlbridge.driver.Driver` (e.g. ``node_timeout``, ``canary``).
         """
         return self._release_op("upgrade", tarball, check, journal, driver_options)
 

@@ -1,7 +1,7 @@
 """Release upgrades of a test cluster through erlbridge's driver (L4 test support).
 
 :func:`run_release_op` joins the cluster as a hidden node, runs
-:meth:`erlbridge.asyncio.driver.Driver.upgrade` (a tarball path) or ``downgrade`` (a
+:meth:`erlbridge.driver.Driver.upgrade` (a tarball path) or ``downgrade`` (a
 version) on every node at once, and returns the :class:`RunReport`. It runs its own event
 loop in a worker thread, so it works from plain and from asyncio tests alike.
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from erlbridge.asyncio import Node
-from erlbridge.asyncio.driver import Driver, RunReport
+from erlbridge.driver import Driver, RunReport
 
 if TYPE_CHECKING:
     from erlbridge.testing.cluster import Cluster

@@ -10,7 +10,6 @@ from pathlib import Path
 
 from rich.console import Console
 
-from erlbridge.driver import Journal
 from erlbridge.cli._output import NodeProgress, Output
 from erlbridge.display import (
     CellProgress,
@@ -22,6 +21,7 @@ from erlbridge.display import (
     to_jsonable,
     watch_run,
 )
+from erlbridge.driver import Journal
 from erlbridge.term import Atom, ErlString, Pid, parse_term
 
 

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from erlbridge.asyncio import Node
-from erlbridge.asyncio.driver import Driver, Status, read_journal
-from erlbridge.asyncio.driver.outcome import term_text
+from erlbridge.driver import Driver, Status, read_journal
+from erlbridge.driver.rendering import term_text
 from erlbridge.term import Atom, ExportFun
 from erlbridge.upgrade import (
     Apply,

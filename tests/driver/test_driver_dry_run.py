@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from erlbridge.asyncio import Node
-from erlbridge.asyncio.driver import Driver, Status
-from erlbridge.asyncio.driver.calls import text_of
+from erlbridge.driver import Driver, Status
+from erlbridge.driver.remote_calls import text_of
 from erlbridge.exceptions import BadReleaseTarball
 from erlbridge.term import ErlString
 from erlbridge.testing.cluster import Cluster

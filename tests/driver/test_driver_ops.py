@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from erlbridge.asyncio import Node
-from erlbridge.asyncio.driver import Driver, discover
-from erlbridge.asyncio.driver.calls import text_of
+from erlbridge.driver import Driver, discover
+from erlbridge.driver.remote_calls import text_of
 from erlbridge.term import Atom, ErlString
 
 pytestmark = pytest.mark.integration

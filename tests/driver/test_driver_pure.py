@@ -6,22 +6,17 @@ import json
 
 import pytest
 
-from erlbridge.asyncio.driver.barrier import BarrierBook, unknown_nodes
-from erlbridge.asyncio.driver.outcome import (
-    NodeError,
-    NodeOutcome,
-    RunReport,
-    Status,
-    StepResult,
-    jsonable,
-)
-from erlbridge.asyncio.driver.policy import Deadlines, Policy, Scheduler
-from erlbridge.asyncio.driver.records import Phase, make_record, parse_lines, replay
-from erlbridge.asyncio.driver.results import (
+from erlbridge.driver.barrier_book import BarrierBook, unknown_nodes
+from erlbridge.driver.journal_records import StepPhase as Phase
+from erlbridge.driver.journal_records import make_record, parse_lines, replay
+from erlbridge.driver.policy import Deadlines, Policy, Scheduler
+from erlbridge.driver.rendering import jsonable
+from erlbridge.driver.replies import (
     classify_check_script,
     classify_eval_script,
     install_error_guess,
 )
+from erlbridge.driver.run_report import NodeError, NodeOutcome, RunReport, Status, StepResult
 from erlbridge.exceptions import UpgradeFailed
 from erlbridge.term import Atom
 

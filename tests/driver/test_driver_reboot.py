@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from erlbridge.asyncio.driver import Driver, Status, read_journal
-from erlbridge.asyncio.driver.calls import text_of
+from erlbridge.driver import Driver, Status, read_journal
+from erlbridge.driver.remote_calls import text_of
 from erlbridge.sync import Driver as SyncDriver
 from erlbridge.term import Atom, ErlString
 from erlbridge.testing.cluster import Cluster

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from erlbridge.asyncio import Node
-from erlbridge.asyncio.driver import Driver, Status, read_journal, read_records
-from erlbridge.asyncio.driver.calls import text_of
+from erlbridge.driver import Driver, Status, read_journal, read_records
+from erlbridge.driver.remote_calls import text_of
 from erlbridge.term import Atom, ErlString, ExportFun
 from erlbridge.testing.cluster import Cluster
 
@@ -199,7 +199,7 @@ def test_driver_release_dry_run_and_canary(erl_cluster: Cluster, tmp_path: Path)
 KILLED_RUN = """
 import asyncio, sys
 from erlbridge.asyncio import Node
-from erlbridge.asyncio.driver import Driver
+from erlbridge.driver import Driver
 async def main():
     port = None if sys.argv[2] == "-" else int(sys.argv[2])
     async with Node(sys.argv[6], cookie=sys.argv[1], epmd_port=port) as node:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from erlbridge.asyncio.driver import Journal, NodeReadiness, ReadinessReport, read_journal
-from erlbridge.asyncio.driver.rewrite import (
+from erlbridge.driver import Journal, NodeReadiness, ReadinessReport, read_journal
+from erlbridge.driver.script_rewrite import (
     find_barriers,
     rewrite_barriers,
     script_libs,

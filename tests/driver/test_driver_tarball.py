@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from erlbridge.asyncio.driver import NodeError, Tarball
-from erlbridge.asyncio.driver.dry_run import df_available, soft_purged_modules
-from erlbridge.asyncio.driver.outcome import term_text
+from erlbridge.driver import NodeError, Tarball
+from erlbridge.driver.dry_run import df_available, soft_purged_modules
+from erlbridge.driver.rendering import term_text
 from erlbridge.exceptions import BadReleaseTarball
 from erlbridge.term import Atom, ErlString, parse_term
 

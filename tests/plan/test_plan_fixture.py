@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from erlbridge.asyncio import Node
-from erlbridge.asyncio.driver import Driver
 from erlbridge.cli import main as cli_main
+from erlbridge.driver import Driver
 from erlbridge.exceptions import PlanError
 from erlbridge.plan import ModuleKind, plan_upgrade
 from erlbridge.term import Atom, ErlString

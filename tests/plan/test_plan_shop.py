@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from erlbridge.asyncio import Node
-from erlbridge.asyncio.driver import Driver
+from erlbridge.driver import Driver
 from erlbridge.exceptions import PlanError
 from erlbridge.plan import ModuleKind, UpgradePlan, plan_upgrade
 from erlbridge.term import Atom

@@ -23,9 +23,9 @@ from typing import Any
 
 import pytest
 
-from erlbridge.asyncio.driver.calls import Caller, StepFailed
-from erlbridge.asyncio.driver.outcome import Status
 from erlbridge.asyncio.node import Node, NodeEvent
+from erlbridge.driver.remote_calls import Caller, StepFailed
+from erlbridge.driver.run_report import Status
 from erlbridge.exceptions import (
     TEXT_LIMIT,
     BadRpc,

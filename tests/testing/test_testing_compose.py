@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from erlbridge.asyncio import Node
-from erlbridge.asyncio.driver import Driver
-from erlbridge.asyncio.driver.calls import text_of
+from erlbridge.driver import Driver
+from erlbridge.driver.remote_calls import text_of
 from erlbridge.pytest_plugin import ErlTarget
 from erlbridge.term import ErlString
 

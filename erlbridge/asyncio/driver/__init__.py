@@ -1,20 +1,37 @@
-"""The upgrade driver: run upgrade scripts and release operations on many nodes at once.
+"""Kept for one release: the driver moved to :mod:`erlbridge.driver`.
 
-Public names are re-exported here; see :mod:`erlbridge.asyncio.driver.driver` for
-:class:`Driver`. Pure logic (no I/O) lives in ``outcome``, ``records``, ``barrier``,
-``policy``, ``results`` and ``rewrite``. The Driver composes ``run`` (one operation run:
-journal, steps, phases, report), ``release`` and ``tarball`` (release-mode per-node
-operations) and ``direct`` (direct-mode per-node operations).
+``from erlbridge.asyncio.driver import Driver`` (and every other name below) still works;
+new code imports from :mod:`erlbridge.driver`. The submodules are gone; under
+``erlbridge.driver`` they are: ``barrier`` -> ``barrier_book``, ``barriers`` ->
+``barrier_service``, ``calls`` -> ``remote_calls``, ``direct`` -> ``direct_ops``,
+``outcome`` -> ``run_report`` and ``rendering`` (``jsonable``, ``term_text``, tables),
+``records`` -> ``journal_records`` (``Phase`` -> ``StepPhase``), ``release`` ->
+``release_ops``, ``results`` -> ``replies``, ``rewrite`` -> ``script_rewrite``; the others
+kept their names (see docs/internals/architecture.md#the-driver).
 """
 
-from erlbridge.asyncio.driver.barrier import BarrierBook, Release
-from erlbridge.asyncio.driver.driver import Driver, discover
-from erlbridge.asyncio.driver.journal import Journal, read_journal, read_records
-from erlbridge.asyncio.driver.outcome import NodeError, NodeOutcome, RunReport, Status, StepResult
-from erlbridge.asyncio.driver.policy import Deadlines, Policy, Scheduler
-from erlbridge.asyncio.driver.readiness import NodeReadiness, ReadinessReport
-from erlbridge.asyncio.driver.records import JournalState, NodeStanding
-from erlbridge.asyncio.driver.tarball import Tarball
+from erlbridge.driver import (
+    BarrierBook,
+    Deadlines,
+    Driver,
+    Journal,
+    JournalState,
+    NodeError,
+    NodeOutcome,
+    NodeReadiness,
+    NodeStanding,
+    Policy,
+    ReadinessReport,
+    Release,
+    RunReport,
+    Scheduler,
+    Status,
+    StepResult,
+    Tarball,
+    discover,
+    read_journal,
+    read_records,
+)
 
 __all__ = [
     "BarrierBook",

@@ -15,12 +15,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from erlbridge.asyncio.driver.calls import Caller, StepFailed, text_of
-from erlbridge.asyncio.driver.outcome import jsonable, render_html, render_table, term_text
+from erlbridge.driver.remote_calls import Caller, StepFailed, text_of
+from erlbridge.driver.rendering import jsonable, render_html, render_table, term_text
 
 __all__ = ["NodeReadiness", "ReadinessReport", "gather_readiness"]
 
-logger = logging.getLogger(__name__)
+# The logger keeps the name it had under erlbridge.asyncio: logging configs name it.
+logger = logging.getLogger("erlbridge.asyncio.driver.readiness")
 
 # Evaluated on the target (erl_eval): one round trip instead of one per module.
 _OLD_CODE = "[M || {M, _} <- code:all_loaded(), erlang:check_old_code(M)]."
@@ -30,8 +31,8 @@ _OLD_PROCS = (
 )
 _RELDIR = (
     "D = case application:get_env(sasl, releases_dir) of"
-    " {ok, X} -> X; _ -> case os:getenv(\"RELDIR\") of"
-    " false -> filename:join(code:root_dir(), \"releases\"); Y -> Y end end,"
+    ' {ok, X} -> X; _ -> case os:getenv("RELDIR") of'
+    ' false -> filename:join(code:root_dir(), "releases"); Y -> Y end end,'
     " W = case file:read_file_info(D) of {ok, I} -> element(4, I); E -> E end,"
     " {D, W}."
 )
@@ -57,21 +58,28 @@ class NodeReadiness:
     def ready(self) -> bool:
         """Reachable, no process runs old code of touched modules, releases dir writable
         (when it could be checked)."""
-        return (not self.error and not self.old_code_processes
-                and self.releases_dir_writable is not False)
+        return (
+            not self.error
+            and not self.old_code_processes
+            and self.releases_dir_writable is not False
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "node": self.node, "ready": self.ready, "otp_release": self.otp_release,
+            "node": self.node,
+            "ready": self.ready,
+            "otp_release": self.otp_release,
             "erts_version": self.erts_version,
-            "releases": [dict(zip(("name", "vsn", "status"), r, strict=True))
-                         for r in self.releases],
+            "releases": [
+                dict(zip(("name", "vsn", "status"), r, strict=True)) for r in self.releases
+            ],
             "applications": dict(self.applications),
             "old_code_modules": list(self.old_code_modules),
             "old_code_processes": [list(p) for p in self.old_code_processes],
             "releases_dir": self.releases_dir,
             "releases_dir_writable": self.releases_dir_writable,
-            "error": self.error, "notes": list(self.notes),
+            "error": self.error,
+            "notes": list(self.notes),
         }
 
 
@@ -91,14 +99,25 @@ class ReadinessReport:
         return {n.node: n for n in self.nodes}[node]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ready": self.ready, "touched_modules": list(self.touched_modules),
-                "nodes": [n.to_dict() for n in self.nodes]}
+        return {
+            "ready": self.ready,
+            "touched_modules": list(self.touched_modules),
+            "nodes": [n.to_dict() for n in self.nodes],
+        }
 
     def to_json(self, *, indent: int | None = 2) -> str:
         return json.dumps(jsonable(self.to_dict()), indent=indent, ensure_ascii=False)
 
-    _HEADERS = ("node", "ready", "otp/erts", "releases", "apps", "old code", "old procs",
-                "releases dir")
+    _HEADERS = (
+        "node",
+        "ready",
+        "otp/erts",
+        "releases",
+        "apps",
+        "old code",
+        "old procs",
+        "releases dir",
+    )
 
     def _rows(self) -> list[list[str]]:
         rows = []
@@ -107,14 +126,25 @@ class ReadinessReport:
                 rows.append([n.node, "no", "", "", "", "", "", n.error])
                 continue
             rels = " ".join(f"{v}:{s}" for _, v, s in n.releases)
-            apps = " ".join(f"{a}-{v}" for a, v in n.applications if a not in
-                            ("kernel", "stdlib", "sasl", "compiler", "crypto"))
+            apps = " ".join(
+                f"{a}-{v}"
+                for a, v in n.applications
+                if a not in ("kernel", "stdlib", "sasl", "compiler", "crypto")
+            )
             procs = " ".join(f"{m}@{p}" for m, p in n.old_code_processes)
             wr = {True: "writable", False: "READ-ONLY", None: "?"}[n.releases_dir_writable]
-            rows.append([n.node, "yes" if n.ready else "no",
-                         f"{n.otp_release}/{n.erts_version}", rels, apps,
-                         " ".join(n.old_code_modules) or "-", procs or "-",
-                         f"{n.releases_dir} ({wr})"])
+            rows.append(
+                [
+                    n.node,
+                    "yes" if n.ready else "no",
+                    f"{n.otp_release}/{n.erts_version}",
+                    rels,
+                    apps,
+                    " ".join(n.old_code_modules) or "-",
+                    procs or "-",
+                    f"{n.releases_dir} ({wr})",
+                ]
+            )
         return rows
 
     def _caption(self) -> str:
@@ -139,32 +169,45 @@ async def _try(notes: list[str], what: str, coro: Any) -> Any:
         return None
 
 
-async def gather_readiness(caller: Caller, target: str, touched: Sequence[str], *,
-                           deadline: float) -> NodeReadiness:
+async def gather_readiness(
+    caller: Caller, target: str, touched: Sequence[str], *, deadline: float
+) -> NodeReadiness:
     """Read one node's readiness; a node that cannot be reached gets ``error`` set."""
     from erlbridge.term import Atom  # noqa: PLC0415 (kept local: only needed here)
 
     notes: list[str] = []
     try:
-        otp = await caller.rpc(target, "erlang", "system_info", [Atom("otp_release")],
-                               deadline=deadline)
+        otp = await caller.rpc(
+            target, "erlang", "system_info", [Atom("otp_release")], deadline=deadline
+        )
     except StepFailed as exc:
         return NodeReadiness(target, error=str(exc.error))
-    erts = await _try(notes, "erts", caller.rpc(target, "erlang", "system_info",
-                                                 [Atom("version")], deadline=deadline))
-    rels = await _try(notes, "which_releases",
-                      caller.rpc(target, "release_handler", "which_releases", [],
-                                 deadline=deadline))
-    apps = await _try(notes, "which_applications",
-                      caller.rpc(target, "application", "which_applications", [],
-                                 deadline=deadline))
+    erts = await _try(
+        notes,
+        "erts",
+        caller.rpc(target, "erlang", "system_info", [Atom("version")], deadline=deadline),
+    )
+    rels = await _try(
+        notes,
+        "which_releases",
+        caller.rpc(target, "release_handler", "which_releases", [], deadline=deadline),
+    )
+    apps = await _try(
+        notes,
+        "which_applications",
+        caller.rpc(target, "application", "which_applications", [], deadline=deadline),
+    )
     old = await _try(notes, "old code", caller.expr(target, _OLD_CODE, {}, deadline=deadline))
     procs: Any = []
     if touched:
-        procs = await _try(notes, "old processes", caller.expr(
-            target, _OLD_PROCS, {"Mods": [Atom(m) for m in touched]}, deadline=deadline))
-    reldir = await _try(notes, "releases dir", caller.expr(target, _RELDIR, {},
-                                                           deadline=deadline))
+        procs = await _try(
+            notes,
+            "old processes",
+            caller.expr(
+                target, _OLD_PROCS, {"Mods": [Atom(m) for m in touched]}, deadline=deadline
+            ),
+        )
+    reldir = await _try(notes, "releases dir", caller.expr(target, _RELDIR, {}, deadline=deadline))
     writable: bool | None = None
     reldir_text = ""
     if isinstance(reldir, tuple):
@@ -177,10 +220,16 @@ async def gather_readiness(caller: Caller, target: str, touched: Sequence[str], 
         node=target,
         otp_release=text_of(otp),
         erts_version="" if erts is None else text_of(erts),
-        releases=tuple((text_of(r[0]), text_of(r[1]), text_of(r[3])) for r in rels or []
-                       if isinstance(r, tuple) and len(r) == 4),
-        applications=tuple((text_of(a[0]), text_of(a[2])) for a in apps or []
-                           if isinstance(a, tuple) and len(a) == 3),
+        releases=tuple(
+            (text_of(r[0]), text_of(r[1]), text_of(r[3]))
+            for r in rels or []
+            if isinstance(r, tuple) and len(r) == 4
+        ),
+        applications=tuple(
+            (text_of(a[0]), text_of(a[2]))
+            for a in apps or []
+            if isinstance(a, tuple) and len(a) == 3
+        ),
         old_code_modules=tuple(sorted(text_of(m) for m in old or [])),
         old_code_processes=tuple((text_of(m), str(p)) for m, p in procs or []),
         releases_dir=reldir_text,

@@ -1,9 +1,11 @@
-"""Append-only JSON-lines journal writer and reader (file I/O; record format in ``records``).
+"""Append-only JSON-lines journal writer and reader (file I/O).
+
+The record format is in :mod:`erlbridge.driver.journal_records`.
 
 Every :meth:`Journal.write` appends one line, flushes and fsyncs before returning, so a
 record that was written survives a crash of the Python process. Writes are synchronous
 (small, local, durable); a driver step is bracketed by a ``started`` and a ``finished``
-record (see :mod:`erlbridge.asyncio.driver.records`).
+record (see :mod:`erlbridge.driver.journal_records`).
 """
 
 from __future__ import annotations
@@ -17,11 +19,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
-from erlbridge.asyncio.driver.records import JournalState, make_record, parse_lines, replay
+from erlbridge.driver.journal_records import JournalState, make_record, parse_lines, replay
 
 __all__ = ["Journal", "read_journal", "read_records"]
 
-logger = logging.getLogger(__name__)
+# The logger keeps the name it had under erlbridge.asyncio: logging configs name it.
+logger = logging.getLogger("erlbridge.asyncio.driver.journal")
 
 
 class Journal:
@@ -31,8 +34,14 @@ class Journal:
     writes nothing (so the driver code has one path). Not thread-safe; use from one loop.
     """
 
-    def __init__(self, path: str | os.PathLike[str] | None, *, op: str, run: str | None = None,
-                 fsync: bool = True) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None,
+        *,
+        op: str,
+        run: str | None = None,
+        fsync: bool = True,
+    ) -> None:
         self.path = None if path is None else Path(path)
         self.op = op
         self.run = run or uuid.uuid4().hex[:12]
@@ -49,15 +58,32 @@ class Journal:
             return JournalState()
         return replay(read_records(self.path), op=self.op)
 
-    def write(self, event: str, *, node: str | None = None, step: str | None = None,
-              status: str | None = None, outcome: Mapping[str, Any] | None = None,
-              info: Mapping[str, Any] | None = None) -> None:
+    def write(
+        self,
+        event: str,
+        *,
+        node: str | None = None,
+        step: str | None = None,
+        status: str | None = None,
+        outcome: Mapping[str, Any] | None = None,
+        info: Mapping[str, Any] | None = None,
+    ) -> None:
         """Append one record and make it durable (flush + fsync) before returning."""
         if self._file is None:
             return
         self._seq += 1
-        rec = make_record(run=self.run, seq=self._seq, now=time.time(), event=event, op=self.op,
-                          node=node, step=step, status=status, outcome=outcome, info=info)
+        rec = make_record(
+            run=self.run,
+            seq=self._seq,
+            now=time.time(),
+            event=event,
+            op=self.op,
+            node=node,
+            step=step,
+            status=status,
+            outcome=outcome,
+            info=info,
+        )
         self._file.write(json.dumps(rec, ensure_ascii=False, separators=(",", ":")) + "\n")
         self._file.flush()
         if self._fsync:

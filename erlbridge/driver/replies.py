@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from erlbridge.asyncio.driver.outcome import NodeError, Status
+from erlbridge.driver.run_report import NodeError, Status, ponr_flag
 from erlbridge.term import Atom
 from erlbridge.upgrade import EvalOutcome, InstallOutcome, Phase
 
@@ -26,8 +26,10 @@ __all__ = [
     "classify_check_script",
     "classify_eval_script",
     "install_error_guess",
+    "install_error_phase",
     "is_tuple_tagged",
 ]
+
 
 def is_tuple_tagged(term: Any, tag: str, size: int | None = None) -> bool:
     """True for a tuple whose first element equals ``tag`` (and has ``size`` elements)."""
@@ -37,9 +39,6 @@ def is_tuple_tagged(term: Any, tag: str, size: int | None = None) -> bool:
         and term[0] == tag
         and (size is None or len(term) == size)
     )
-
-
-_PONR = {Phase.BEFORE_POINT_OF_NO_RETURN: True, Phase.AFTER_POINT_OF_NO_RETURN: False}
 
 
 def classify_eval_script(reply: Any) -> tuple[Status, Any, NodeError | None]:
@@ -57,8 +56,11 @@ def classify_eval_script(reply: Any) -> tuple[Status, Any, NodeError | None]:
             return Status.OK, "restart_emulator", None
         return Status.OK, [(m, p.value) for m, p in out.unpurged], None
     msg = "unexpected reply" if out.kind == "unexpected_reply" else ""
-    return Status.ERROR, None, NodeError("eval_script", out.reason, msg,
-                                         _PONR.get(out.phase) if out.phase else None)
+    return (
+        Status.ERROR,
+        None,
+        NodeError.at(out.phase or Phase.UNKNOWN, "eval_script", out.reason, msg),
+    )
 
 
 def classify_check_script(reply: Any) -> tuple[Status, Any, NodeError | None]:
@@ -66,14 +68,27 @@ def classify_check_script(reply: Any) -> tuple[Status, Any, NodeError | None]:
     if is_tuple_tagged(reply, "ok", 2):
         return Status.OK, reply[1], None
     if is_tuple_tagged(reply, "error", 2):
-        return Status.ERROR, None, NodeError("check_script", reply[1], "", True)
-    return Status.ERROR, None, NodeError("check_script", reply, "unexpected reply", True)
+        return (
+            Status.ERROR,
+            None,
+            NodeError.at(Phase.BEFORE_POINT_OF_NO_RETURN, "check_script", reply[1]),
+        )
+    return (
+        Status.ERROR,
+        None,
+        NodeError.at(Phase.BEFORE_POINT_OF_NO_RETURN, "check_script", reply, "unexpected reply"),
+    )
 
 
-def install_error_guess(reason: Any) -> bool | None:
-    """Best guess of ``before_point_of_no_return`` for an ``install_release`` error reason,
-    from :class:`erlbridge.upgrade.InstallOutcome` (None when the reason does not tell).
+def install_error_phase(reason: Any) -> Phase:
+    """Best guess of the phase of an ``install_release`` error reason, from
+    :class:`erlbridge.upgrade.InstallOutcome` (UNKNOWN when the reason does not tell).
     Observation (did the node restart?) beats this guess.
     """
     out = InstallOutcome.from_reply((Atom("error"), reason))
-    return _PONR.get(out.phase) if out.phase else None
+    return out.phase or Phase.UNKNOWN
+
+
+def install_error_guess(reason: Any) -> bool | None:
+    """:func:`install_error_phase` as ``before_point_of_no_return`` (None when unknown)."""
+    return ponr_flag(install_error_phase(reason))

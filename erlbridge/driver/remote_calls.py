@@ -12,13 +12,15 @@ import asyncio
 import logging
 from typing import Any
 
-from erlbridge.asyncio.driver.outcome import NodeError, Status
+from erlbridge.driver.node_api import DriverNode
+from erlbridge.driver.run_report import NodeError, Status
 from erlbridge.exceptions import BadRpc, NodeDown, RemoteException, Timeout
 from erlbridge.term import Atom, ErlString
 
 __all__ = ["Caller", "StepFailed", "charlist", "text_of"]
 
-logger = logging.getLogger(__name__)
+# The logger keeps the name it had under erlbridge.asyncio: logging configs name it.
+logger = logging.getLogger("erlbridge.asyncio.driver.calls")
 
 MIN_TIMEOUT = 0.05  # seconds: an rpc with less than this left is a timeout right away
 
@@ -54,7 +56,7 @@ def text_of(term: Any) -> str:
 class Caller:
     """rpc helper bound to a Node: deadlines, error mapping, cached Erlang expressions."""
 
-    def __init__(self, node: Any) -> None:
+    def __init__(self, node: DriverNode) -> None:
         self.node = node
         self._parsed: dict[str, Any] = {}
 
@@ -62,30 +64,45 @@ class Caller:
     def left(deadline: float) -> float:
         return deadline - asyncio.get_running_loop().time()
 
-    async def rpc(self, target: str, module: str, function: str, args: list[Any], *,
-                  deadline: float, kind: str = "badrpc", capture_output: bool = False) -> Any:
+    async def rpc(
+        self,
+        target: str,
+        module: str,
+        function: str,
+        args: list[Any],
+        *,
+        deadline: float,
+        kind: str = "badrpc",
+        capture_output: bool = False,
+    ) -> Any:
         """``module:function(args)`` on ``target``; raises StepFailed on any failure."""
         left = self.left(deadline)
         op = f"{module}:{function}/{len(args)} on {target}"
         if left < MIN_TIMEOUT:
-            raise StepFailed(Status.TIMEOUT,
-                             NodeError("timeout", "deadline", f"{op}: no time left"))
+            raise StepFailed(
+                Status.TIMEOUT, NodeError("timeout", "deadline", f"{op}: no time left")
+            )
         try:
-            return await self.node.rpc(target, module, function, args, timeout=left,
-                                       capture_output=capture_output)
+            return await self.node.rpc(
+                target, module, function, args, timeout=left, capture_output=capture_output
+            )
         except NodeDown as exc:
             raise StepFailed(Status.NODEDOWN, NodeError("nodedown", exc.reason, str(exc))) from exc
         except (Timeout, TimeoutError) as exc:
-            raise StepFailed(Status.TIMEOUT,
-                             NodeError("timeout", "timeout", f"{op}: {exc}")) from exc
+            raise StepFailed(
+                Status.TIMEOUT, NodeError("timeout", "timeout", f"{op}: {exc}")
+            ) from exc
         except RemoteException as exc:
-            raise StepFailed(Status.ERROR, NodeError(
-                "exception", (Atom(exc.kind), exc.reason), f"{op} raised {exc.kind}")) from exc
+            raise StepFailed(
+                Status.ERROR,
+                NodeError("exception", (Atom(exc.kind), exc.reason), f"{op} raised {exc.kind}"),
+            ) from exc
         except BadRpc as exc:
             raise StepFailed(Status.ERROR, NodeError(kind, exc.reason, f"{op}: badrpc")) from exc
 
-    async def expr(self, target: str, text: str, bindings: dict[str, Any], *,
-                   deadline: float) -> Any:
+    async def expr(
+        self, target: str, text: str, bindings: dict[str, Any], *, deadline: float
+    ) -> Any:
         """Evaluate Erlang expressions ``text`` on ``target`` with ``bindings``.
 
         Used where one rpc cannot express the work (hash a file on the target, list
@@ -94,12 +111,14 @@ class Caller:
         """
         exprs = self._parsed.get(text)
         if exprs is None:
-            scanned = await self.rpc(target, "erl_scan", "string", [charlist(text)],
-                                     deadline=deadline)
+            scanned = await self.rpc(
+                target, "erl_scan", "string", [charlist(text)], deadline=deadline
+            )
             if not (isinstance(scanned, tuple) and scanned[0] == "ok"):
                 raise StepFailed(Status.ERROR, NodeError("internal", scanned, "erl_scan failed"))
-            parsed = await self.rpc(target, "erl_parse", "parse_exprs", [scanned[1]],
-                                    deadline=deadline)
+            parsed = await self.rpc(
+                target, "erl_parse", "parse_exprs", [scanned[1]], deadline=deadline
+            )
             if not (isinstance(parsed, tuple) and parsed[0] == "ok"):
                 raise StepFailed(Status.ERROR, NodeError("internal", parsed, "erl_parse failed"))
             exprs = self._parsed[text] = parsed[1]

@@ -11,7 +11,7 @@ object with these keys:
            may be resumed from earlier ones
 ``node``   target node (absent for run_* events), ``step`` step name (``"upload"``,
            ``"unpack"``, ``"check_install"``, ``"install"``, ``"preflight"``, ``"eval"``, ...)
-``status`` for ``finished``: a :class:`~erlbridge.asyncio.driver.outcome.Status` value,
+``status`` for ``finished``: a :class:`~erlbridge.driver.run_report.Status` value,
            plus ``outcome`` (the step result as JSON: value, error)
 
 Writers flush and fsync before a step (``started``) and after it (``finished``), so a
@@ -27,13 +27,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from erlbridge.asyncio.driver.outcome import render_table
+from erlbridge.driver.rendering import render_table
 
 __all__ = [
     "FORMAT_VERSION",
     "JournalState",
     "NodeStanding",
-    "Phase",
+    "StepPhase",
     "make_record",
     "parse_lines",
     "replay",
@@ -59,8 +59,14 @@ def make_record(
     """Build one JSON-safe journal record (the caller serialises it as one line)."""
     if event not in EVENTS:
         raise ValueError(f"unknown journal event {event!r}")
-    rec: dict[str, Any] = {"v": FORMAT_VERSION, "run": run, "seq": seq, "t": now,
-                           "event": event, "op": op}
+    rec: dict[str, Any] = {
+        "v": FORMAT_VERSION,
+        "run": run,
+        "seq": seq,
+        "t": now,
+        "event": event,
+        "op": op,
+    }
     if node is not None:
         rec["node"] = node
     if step is not None:
@@ -98,8 +104,9 @@ def parse_lines(lines: Iterable[str]) -> list[dict[str, Any]]:
     return out
 
 
-class Phase(enum.StrEnum):
-    """Where a node stands at one step."""
+class StepPhase(enum.StrEnum):
+    """Where a node stands at one step in the journal (not the point-of-no-return
+    :class:`erlbridge.upgrade.Phase`)."""
 
     PLANNED = "planned"
     STARTED = "started"  # started, no finished record: if the run is over, in doubt
@@ -111,7 +118,7 @@ class NodeStanding:
     """Replayed state of one node: its steps in order and their last known phase/status."""
 
     node: str
-    steps: dict[str, tuple[Phase, str | None]] = field(default_factory=dict)  # step -> phase
+    steps: dict[str, tuple[StepPhase, str | None]] = field(default_factory=dict)  # step -> phase
     last_step: str | None = None
     last_run: str | None = None
     outcomes: dict[str, Any] = field(default_factory=dict)  # step -> outcome JSON
@@ -119,23 +126,23 @@ class NodeStanding:
     @property
     def in_doubt(self) -> list[str]:
         """Steps started but never finished (the writer died or the run was cancelled)."""
-        return [s for s, (p, _) in self.steps.items() if p is Phase.STARTED]
+        return [s for s, (p, _) in self.steps.items() if p is StepPhase.STARTED]
 
     def completed(self, step: str) -> bool:
         """True when ``step`` finished with status ok (it need not be redone)."""
-        phase, status = self.steps.get(step, (Phase.PLANNED, None))
-        return phase is Phase.FINISHED and status == "ok"
+        phase, status = self.steps.get(step, (StepPhase.PLANNED, None))
+        return phase is StepPhase.FINISHED and status == "ok"
 
     @property
     def state(self) -> str:
         """One word: ``ok`` (all finished ok), the failing status, ``in_doubt`` or ``planned``."""
         if self.in_doubt:
             return "in_doubt"
-        statuses = [st for p, st in self.steps.values() if p is Phase.FINISHED]
+        statuses = [st for p, st in self.steps.values() if p is StepPhase.FINISHED]
         for st in statuses:
             if st != "ok":
                 return str(st)
-        if any(p is Phase.PLANNED for p, _ in self.steps.values()):
+        if any(p is StepPhase.PLANNED for p, _ in self.steps.values()):
             return "planned" if not statuses else "incomplete"
         return "ok" if statuses else "planned"
 
@@ -158,8 +165,10 @@ class JournalState:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "runs": [{"run": r, "op": self.ops.get(r), "finished": r in self.finished_runs}
-                     for r in self.runs],
+            "runs": [
+                {"run": r, "op": self.ops.get(r), "finished": r in self.finished_runs}
+                for r in self.runs
+            ],
             "nodes": {
                 n: {
                     "state": s.state,
@@ -175,7 +184,7 @@ class JournalState:
         rows = []
         for n, s in self.nodes.items():
             steps = ", ".join(
-                f"{k}={st if p is Phase.FINISHED else p}" for k, (p, st) in s.steps.items()
+                f"{k}={st if p is StepPhase.FINISHED else p}" for k, (p, st) in s.steps.items()
             )
             rows.append([n, s.state, s.last_step or "", steps])
         return render_table(("node", "state", "last step", "steps"), rows)
@@ -210,12 +219,12 @@ def replay(records: Iterable[Mapping[str, Any]], *, op: str | None = None) -> Jo
         st.last_run = run
         if event == "planned":
             # A plan never downgrades what an earlier run already finished.
-            st.steps.setdefault(step, (Phase.PLANNED, None))
+            st.steps.setdefault(step, (StepPhase.PLANNED, None))
             continue
         if event == "started":
-            st.steps[step] = (Phase.STARTED, None)
+            st.steps[step] = (StepPhase.STARTED, None)
         else:
-            st.steps[step] = (Phase.FINISHED, rec.get("status"))
+            st.steps[step] = (StepPhase.FINISHED, rec.get("status"))
             if "outcome" in rec:
                 st.outcomes[step] = rec["outcome"]
         st.last_step = step

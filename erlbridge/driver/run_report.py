@@ -7,23 +7,23 @@ exception opt in with :meth:`RunReport.raise_for_failures`.
 
 Renderings: ``str(report)`` / :meth:`RunReport.to_table` (plain text, fixed-width),
 :meth:`RunReport.to_dict` / :meth:`RunReport.to_json` (JSON-safe: Erlang terms become
-strings, lists, dicts; see :func:`jsonable`), and :meth:`RunReport._repr_html_` for
-notebooks.
+strings, lists, dicts; see :func:`~erlbridge.driver.rendering.jsonable`), and
+:meth:`RunReport._repr_html_` for notebooks.
 """
 
 from __future__ import annotations
 
 import enum
-import html
 import json
 import logging
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from erlbridge.driver.rendering import jsonable, render_html, render_table, term_text
 from erlbridge.exceptions import UpgradeFailed
-from erlbridge.term import ErlString, format_term
+from erlbridge.upgrade import Phase
 
 __all__ = [
     "NodeError",
@@ -31,12 +31,11 @@ __all__ = [
     "RunReport",
     "Status",
     "StepResult",
-    "jsonable",
-    "render_table",
-    "term_text",
+    "ponr_flag",
 ]
 
-logger = logging.getLogger(__name__)
+# The logger keeps the name it had under erlbridge.asyncio: logging configs name it.
+logger = logging.getLogger("erlbridge.asyncio.driver.outcome")
 
 
 class Status(enum.StrEnum):
@@ -54,48 +53,29 @@ class Status(enum.StrEnum):
         return self not in (Status.OK, Status.SKIPPED)
 
 
-def jsonable(term: Any) -> Any:
-    """Convert an Erlang term (as decoded by erlbridge) into JSON-safe Python data.
-
-    str (including atoms) stays a str; int/float/bool/None stay; bytes become UTF-8 text
-    when valid, else ``"<<hex>>"``; lists and tuples become lists; dicts get string keys;
-    anything else (pids, references, funs, ...) becomes ``str(term)``, which erlbridge
-    types render in Erlang syntax.
-    """
-    if term is None or isinstance(term, bool | int | float):
-        return term
-    if isinstance(term, str):
-        return term[:]  # a plain str: an Atom's bare name (str() would quote it)
-    if isinstance(term, ErlString):
-        return term.text
-    if isinstance(term, bytes | bytearray):
-        try:
-            return bytes(term).decode("utf-8")
-        except UnicodeDecodeError:
-            return "<<" + bytes(term).hex() + ">>"
-    if isinstance(term, Mapping):
-        return {str(jsonable(k)): jsonable(v) for k, v in term.items()}
-    if isinstance(term, list | tuple):
-        return [jsonable(x) for x in term]
-    return str(term)
-
-
-def term_text(term: Any, width: int = 200) -> str:
-    """One line of Erlang syntax for a term (plain text stays as is), cut at ``width``:
-    what messages and log lines show of an Erlang reason (never a Python repr)."""
-    if type(term) is str:
-        text = term
-    else:
-        try:
-            text = format_term(term, width=1 << 30)
-        except Exception:  # display must never fail
-            text = repr(term)
-    text = " ".join(str(text).split())
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
 def _short(term: Any, width: int = 60) -> str:
     return term_text(term, width)
+
+
+# The driver decides where a failure happened as an erlbridge.upgrade.Phase; reports, their
+# JSON and the journal show it as the bool ``before_point_of_no_return``. This table is
+# the only translation between the two.
+_PONR_FLAG: dict[Phase, bool | None] = {
+    Phase.BEFORE_POINT_OF_NO_RETURN: True,
+    Phase.AFTER_POINT_OF_NO_RETURN: False,
+    Phase.UNKNOWN: None,
+}
+_PONR_PHASE = {flag: phase for phase, flag in _PONR_FLAG.items()}
+_PONR_NOTE = {
+    Phase.BEFORE_POINT_OF_NO_RETURN: " (before PONR)",
+    Phase.AFTER_POINT_OF_NO_RETURN: " (after PONR)",
+    Phase.UNKNOWN: "",
+}
+
+
+def ponr_flag(phase: Phase | None) -> bool | None:
+    """``before_point_of_no_return`` for ``phase``: True before, False after, None unknown."""
+    return None if phase is None else _PONR_FLAG[phase]
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,13 +89,24 @@ class NodeError:
     ``reason`` is the Erlang reason as a term. ``before_point_of_no_return`` is True when
     the node is known to still run its old code (nothing after PONR ran), False when the
     failure happened after PONR (half-upgraded; a release-mode node restarts), None when
-    it is unknown or irrelevant (e.g. an upload failed).
+    it is unknown or irrelevant (e.g. an upload failed); :attr:`phase` is the same as an
+    :class:`erlbridge.upgrade.Phase`, and :meth:`at` builds one from a phase.
     """
 
     kind: str
     reason: Any
     message: str = ""
     before_point_of_no_return: bool | None = None
+
+    @classmethod
+    def at(cls, phase: Phase, kind: str, reason: Any, message: str = "") -> NodeError:
+        """A failure in ``phase`` (relative to point_of_no_return)."""
+        return cls(kind, reason, message, ponr_flag(phase))
+
+    @property
+    def phase(self) -> Phase:
+        """Where the failure happened relative to point_of_no_return."""
+        return _PONR_PHASE[self.before_point_of_no_return]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -127,16 +118,17 @@ class NodeError:
         }
 
     def __str__(self) -> str:
-        ponr = {True: " (before PONR)", False: " (after PONR)", None: ""}[
-            self.before_point_of_no_return
-        ]
+        ponr = _PONR_NOTE[self.phase]
         reason = _short(self.reason, 200)
         # The reason once: a message that already says it (``node x is down:
         # connection_closed``) is not followed by it again.
-        said = bool(reason) and re.search(
-            rf"(?<![\w']){re.escape(reason)}(?![\w'])", self.message) is not None
-        text = f"{self.message}: {reason}" if self.message and not said else (
-            self.message or reason)
+        said = (
+            bool(reason)
+            and re.search(rf"(?<![\w']){re.escape(reason)}(?![\w'])", self.message) is not None
+        )
+        text = (
+            f"{self.message}: {reason}" if self.message and not said else (self.message or reason)
+        )
         return f"{self.kind}: {text}{ponr}"
 
 
@@ -228,31 +220,6 @@ class NodeOutcome:
         return NodeOutcome(
             node, Status.OK, last.step, value, None, duration, output, tuple(steps), note
         )
-
-
-def render_table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
-    """Plain fixed-width text table (no dependency; the CLI may use rich instead)."""
-    rows = [[" ".join(str(c).split()) for c in r] for r in rows]
-    widths = [len(h) for h in headers]
-    for r in rows:
-        for i, c in enumerate(r):
-            widths[i] = max(widths[i], len(c))
-    line = "  ".join(h.ljust(widths[i]) for i, h in enumerate(headers)).rstrip()
-    sep = "  ".join("-" * w for w in widths)
-    body = ["  ".join(c.ljust(widths[i]) for i, c in enumerate(r)).rstrip() for r in rows]
-    return "\n".join([line, sep, *body])
-
-
-def render_html(headers: Sequence[str], rows: Iterable[Sequence[str]], caption: str) -> str:
-    """A small self-contained HTML table for notebooks (all cells escaped)."""
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows
-    )
-    return (
-        f"<table><caption>{html.escape(caption)}</caption>"
-        f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,7 @@ A real upgrade uploads and unpacks the tarball before ``check_install_release`` 
 it found it, so instead it checks what can be checked without writing:
 
 * ``tarball`` — on the host: gzip, tar, ``releases/<Name>.rel`` (see
-  :class:`~erlbridge.asyncio.driver.tarball.Tarball`);
+  :class:`~erlbridge.driver.tarball.Tarball`);
 * ``not_unpacked`` — ``which_releases()`` does not list the version (if it does, as
   unpacked or old, the real run would skip upload and unpack: ``check_install_release``
   runs then, without ``purge``, and is read-only);
@@ -31,13 +31,14 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
-from erlbridge.asyncio.driver.calls import StepFailed, charlist, text_of
-from erlbridge.asyncio.driver.outcome import NodeError, Status
-from erlbridge.asyncio.driver.readiness import gather_readiness
-from erlbridge.asyncio.driver.release import ReleaseOps
-from erlbridge.asyncio.driver.rewrite import name_of
-from erlbridge.asyncio.driver.tarball import Tarball
+from erlbridge.driver.readiness import gather_readiness
+from erlbridge.driver.release_ops import ReleaseOps
+from erlbridge.driver.remote_calls import StepFailed, charlist, text_of
+from erlbridge.driver.run_report import NodeError, Status
+from erlbridge.driver.script_rewrite import name_of
+from erlbridge.driver.tarball import Tarball
 from erlbridge.term import Atom, ErlString
+from erlbridge.upgrade import Phase
 
 __all__ = ["check_release", "df_available", "soft_purged_modules"]
 
@@ -58,7 +59,11 @@ NOT_CHECKED_INSTALL = (
 
 
 def _fail(reason: Any, message: str, value: dict[str, Any]) -> StepFailed:
-    return StepFailed(Status.ERROR, NodeError("preflight", reason, message, True), value=value)
+    return StepFailed(
+        Status.ERROR,
+        NodeError.at(Phase.BEFORE_POINT_OF_NO_RETURN, "preflight", reason, message),
+        value=value,
+    )
 
 
 def soft_purged_modules(script: list[Any]) -> list[str]:
@@ -67,8 +72,12 @@ def soft_purged_modules(script: list[Any]) -> list[str]:
     mods = {
         name_of(t[1][0])
         for t in script
-        if isinstance(t, tuple) and len(t) == 2 and t[0] in ("load", "remove")
-        and isinstance(t[1], tuple) and len(t[1]) == 3 and t[1][1] == "soft_purge"
+        if isinstance(t, tuple)
+        and len(t) == 2
+        and t[0] in ("load", "remove")
+        and isinstance(t[1], tuple)
+        and len(t[1]) == 3
+        and t[1][1] == "soft_purge"
     }
     return sorted(mods)
 
@@ -107,26 +116,33 @@ async def check_release(
     }
     not_checked: dict[str, str] = {}
     value: dict[str, Any] = {
-        "checked": checked, "not_checked": not_checked, "version": vsn, "running": None,
+        "checked": checked,
+        "not_checked": not_checked,
+        "version": vsn,
+        "running": None,
     }
 
     rels = await rel.which_releases(n, deadline)
     status = {v: st for _name, v, st in rels}
     running = next((v for _n, v, st in rels if st == "current"), None) or next(
-        (v for _n, v, st in rels if st == "permanent"), None)
+        (v for _n, v, st in rels if st == "permanent"), None
+    )
     value["running"] = running
     if running is None:
-        raise _fail(Atom("no_running_release"), "which_releases shows no current or "
-                    "permanent release", value)
+        raise _fail(
+            Atom("no_running_release"),
+            "which_releases shows no current or permanent release",
+            value,
+        )
     if vsn == running:
-        raise _fail((Atom("already_installed"), ErlString(vsn)), f"{n} already runs {vsn}",
-                    value)
+        raise _fail((Atom("already_installed"), ErlString(vsn)), f"{n} already runs {vsn}", value)
     if vsn in status:
         # The real run skips upload and unpack here: its check_install is what remains,
         # and without purge it changes nothing.
         checked["not_unpacked"] = f"{vsn} is already {status[vsn]}: upload and unpack skipped"
         checked["check_install_release"] = await rel.check_install(
-            n, vsn, purge=False, partial=partial, deadline=deadline)
+            n, vsn, purge=False, partial=partial, deadline=deadline
+        )
         return value
     checked["not_unpacked"] = f"which_releases has no {vsn}"
 
@@ -136,27 +152,39 @@ async def check_release(
         checked["relup"] = f"{vsn}'s relup: up from {running}, {len(script)} instructions"
     else:
         down = await caller.expr(
-            n, _DOWN_ENTRY,
+            n,
+            _DOWN_ENTRY,
             {"D": charlist(reldir), "Cur": charlist(running), "V": charlist(vsn)},
-            deadline=deadline)
+            deadline=deadline,
+        )
         if down is not True and down != "true":
             why = tar.relup_error or f"{vsn}'s relup has no up-entry from {running}"
-            raise _fail((Atom("no_matching_relup"), ErlString(vsn), ErlString(running)),
-                        f"{why}, nor has {running}'s relup a down-entry to {vsn}", value)
+            raise _fail(
+                (Atom("no_matching_relup"), ErlString(vsn), ErlString(running)),
+                f"{why}, nor has {running}'s relup a down-entry to {vsn}",
+                value,
+            )
         checked["relup"] = f"{running}'s relup on the node: down to {vsn}"
 
     if partial:
-        syncs = (any(isinstance(t, tuple) and t and t[0] == "sync_nodes" for t in script)
-                 if script is not None else await rel.relup_syncs(n, vsn, deadline))
+        syncs = (
+            any(isinstance(t, tuple) and t and t[0] == "sync_nodes" for t in script)
+            if script is not None
+            else await rel.relup_syncs(n, vsn, deadline)
+        )
         if syncs:
-            raise _fail(Atom("sync_nodes_needs_all_nodes"),
-                        "the relup has sync_nodes: canary / concurrency below the number "
-                        "of targets would leave release_handler waiting forever", value)
+            raise _fail(
+                Atom("sync_nodes_needs_all_nodes"),
+                "the relup has sync_nodes: canary / concurrency below the number "
+                "of targets would leave release_handler waiting forever",
+                value,
+            )
         checked["sync_nodes"] = "none in the script (canary / partial concurrency)"
 
     if script is None:
         not_checked["old_processes"] = (
-            "the down-script is on the node; check_install_release checks it")
+            "the down-script is on the node; check_install_release checks it"
+        )
         mods: list[str] = []
     else:
         mods = soft_purged_modules(script)
@@ -165,11 +193,15 @@ async def check_release(
         raise _fail(Atom("readiness"), f"readiness: {ready.error}", value)
     if ready.old_code_processes:
         mod, pid = ready.old_code_processes[0]
-        raise _fail((Atom("old_processes"), Atom(mod)),
-                    f"process {pid} still runs old code of {mod}", value)
+        raise _fail(
+            (Atom("old_processes"), Atom(mod)), f"process {pid} still runs old code of {mod}", value
+        )
     if ready.releases_dir_writable is False:
-        raise _fail((Atom("not_writable"), ErlString(ready.releases_dir)),
-                    f"{ready.releases_dir} is not writable", value)
+        raise _fail(
+            (Atom("not_writable"), ErlString(ready.releases_dir)),
+            f"{ready.releases_dir} is not writable",
+            value,
+        )
     if ready.releases_dir_writable is None:
         not_checked["releases_dir"] = "; ".join(ready.notes) or "access unknown"
     procs = f"no process runs old code of {len(mods)} soft-purged module(s)"
@@ -179,8 +211,11 @@ async def check_release(
     root, lib, access = await caller.expr(n, _ROOT_LIB, {}, deadline=deadline)
     root, lib = text_of(root), text_of(lib)
     if access not in ("read_write", "write"):
-        raise _fail((Atom("not_writable"), ErlString(lib), access),
-                    f"{lib} is not writable ({name_of(access)})", value)
+        raise _fail(
+            (Atom("not_writable"), ErlString(lib), access),
+            f"{lib} is not writable ({name_of(access)})",
+            value,
+        )
     checked["lib_dir"] = f"{lib} writable"
 
     room = await _disk_room(rel, n, tar, (root, reldir), deadline=deadline)
@@ -212,7 +247,9 @@ async def _disk_room(
         needs.append((rel_mount, rel_free, tar.size))
     for mount, free, need in needs:
         if free < need:
-            raise _fail((Atom("no_disk_room"), ErlString(mount), need, free),
-                        f"{mount} has {free} bytes free, the release needs {need}", {})
-    return "; ".join(
-        f"{mount}: {need} bytes needed, {free} free" for mount, free, need in needs)
+            raise _fail(
+                (Atom("no_disk_room"), ErlString(mount), need, free),
+                f"{mount} has {free} bytes free, the release needs {need}",
+                {},
+            )
+    return "; ".join(f"{mount}: {need} bytes needed, {free} free" for mount, free, need in needs)

@@ -2,7 +2,7 @@
 
 :class:`ReleaseOps` holds what every call needs (the :class:`Caller`, the driver's
 logger, the restart timeouts); each call works on one target and raises
-:class:`~erlbridge.asyncio.driver.calls.StepFailed` on failure. :class:`PySync` makes the
+:class:`~erlbridge.driver.remote_calls.StepFailed` on failure. :class:`PySync` makes the
 Python node a ``sync_nodes`` participant for the execute phase of an upgrade.
 """
 
@@ -14,13 +14,16 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from erlbridge.asyncio.driver.calls import Caller, StepFailed, charlist, text_of
-from erlbridge.asyncio.driver.outcome import NodeError, Status, jsonable, term_text
-from erlbridge.asyncio.driver.results import install_error_guess, is_tuple_tagged
-from erlbridge.asyncio.driver.rewrite import name_of
-from erlbridge.asyncio.driver.run import Run, now
-from erlbridge.asyncio.driver.tarball import Tarball, digest_ok
+from erlbridge.driver.node_api import DriverNode
+from erlbridge.driver.remote_calls import Caller, StepFailed, charlist, text_of
+from erlbridge.driver.rendering import jsonable, term_text
+from erlbridge.driver.replies import install_error_phase, is_tuple_tagged
+from erlbridge.driver.run import Run, now
+from erlbridge.driver.run_report import NodeError, Status
+from erlbridge.driver.script_rewrite import name_of
+from erlbridge.driver.tarball import Tarball, digest_ok
 from erlbridge.term import Atom
+from erlbridge.upgrade import Phase
 
 __all__ = ["PySync", "ReleaseOps"]
 
@@ -92,7 +95,12 @@ class ReleaseOps:
         """A release_handler call; ``{error, R}`` raises StepFailed (before PONR)."""
         reply = await self.caller.rpc(n, "release_handler", function, args, deadline=deadline)
         if is_tuple_tagged(reply, "error", 2):
-            raise StepFailed(Status.ERROR, NodeError("release_handler", reply[1], function, True))
+            raise StepFailed(
+                Status.ERROR,
+                NodeError.at(
+                    Phase.BEFORE_POINT_OF_NO_RETURN, "release_handler", reply[1], function
+                ),
+            )
         if reply == "ok":
             return "ok"
         if isinstance(reply, tuple) and reply and reply[0] == "ok":
@@ -114,12 +122,12 @@ class ReleaseOps:
         if partial and await self.relup_syncs(n, vsn, deadline):
             raise StepFailed(
                 Status.ERROR,
-                NodeError(
+                NodeError.at(
+                    Phase.BEFORE_POINT_OF_NO_RETURN,
                     "preflight",
                     Atom("sync_nodes_needs_all_nodes"),
                     "the relup has sync_nodes: canary / concurrency below the number of "
                     "targets would leave release_handler waiting forever",
-                    True,
                 ),
             )
         return v
@@ -128,7 +136,7 @@ class ReleaseOps:
         self, n: str, vsn: str, deadline: float, *, node_timeout: float
     ) -> Any:
         """``reboot_old_release(Vsn)`` and the wait for the node to come back (see
-        :meth:`erlbridge.asyncio.driver.driver.Driver.reboot_old_release`); the value is
+        :meth:`erlbridge.driver.driver.Driver.reboot_old_release`); the value is
         its which_releases, asked with ``node_timeout``."""
         # heart restarts the node with a relx release's bin/<Rel>: point it at vsn
         # first, and back at the permanent release if the call is refused
@@ -147,14 +155,24 @@ class ReleaseOps:
         wait = self.restart_timeout
         state = await self.wait_restart(n, now() + wait, seen_down=False)
         if state == "up":
-            raise StepFailed(Status.TIMEOUT, NodeError(
-                "timeout", Atom("no_reboot"),
-                f"reboot_old_release answered ok but {n} did not go down in {wait:g} s"))
+            raise StepFailed(
+                Status.TIMEOUT,
+                NodeError(
+                    "timeout",
+                    Atom("no_reboot"),
+                    f"reboot_old_release answered ok but {n} did not go down in {wait:g} s",
+                ),
+            )
         if state == "down":
-            raise StepFailed(Status.NODEDOWN, NodeError(
-                "nodedown", Atom("not_restarted"),
-                f"{n} rebooted but did not answer again in {wait:g} s "
-                "(no heart or service manager restarted it?)"))
+            raise StepFailed(
+                Status.NODEDOWN,
+                NodeError(
+                    "nodedown",
+                    Atom("not_restarted"),
+                    f"{n} rebooted but did not answer again in {wait:g} s "
+                    "(no heart or service manager restarted it?)",
+                ),
+            )
         return await self.which_releases(n, now() + node_timeout)
 
     async def which_releases(self, n: str, deadline: float) -> Any:
@@ -174,8 +192,11 @@ class ReleaseOps:
             rels = await self.after_restart(n, seen_down=True)
             raise StepFailed(
                 Status.NODEDOWN,
-                NodeError(
-                    "nodedown", exc.error.reason, "connection lost during install_release", None
+                NodeError.at(
+                    Phase.UNKNOWN,
+                    "nodedown",
+                    exc.error.reason,
+                    "connection lost during install_release",
                 ),
                 value=rels,
             ) from exc
@@ -188,18 +209,24 @@ class ReleaseOps:
             restarted = await self.went_down(n, self.restart_grace)
             if not restarted:
                 raise StepFailed(
-                    Status.ERROR, NodeError("release_handler", reply[1], "install_release", True)
+                    Status.ERROR,
+                    NodeError.at(
+                        Phase.BEFORE_POINT_OF_NO_RETURN,
+                        "release_handler",
+                        reply[1],
+                        "install_release",
+                    ),
                 )
             rels = await self.after_restart(n, seen_down=True)
             # It restarted: the reason tells before/after PONR where it can (change_appl_data
             # restarts although no code was loaded); else unknown.
             raise StepFailed(
                 Status.ERROR,
-                NodeError(
+                NodeError.at(
+                    install_error_phase(reply[1]),
                     "release_handler",
                     reply[1],
                     "install_release failed; the node restarted",
-                    install_error_guess(reply[1]),
                 ),
                 value=rels,
             )
@@ -327,7 +354,12 @@ class ReleaseOps:
             await self.cleanup_tar(n, tar, deadline)
             return d["vsn"]
         await self.cleanup_tar(n, tar, deadline)  # clean up a failed unpack
-        raise StepFailed(Status.ERROR, NodeError("release_handler", reason, "unpack_release", True))
+        raise StepFailed(
+            Status.ERROR,
+            NodeError.at(
+                Phase.BEFORE_POINT_OF_NO_RETURN, "release_handler", reason, "unpack_release"
+            ),
+        )
 
     async def cleanup_tar(self, n: str, tar: Tarball, deadline: float) -> None:
         with contextlib.suppress(StepFailed):
@@ -348,8 +380,9 @@ class ReleaseOps:
         ``Vsn``. Do the same. A release without such a script (not relx) is left alone.
         Returns the path written, or None; a failed copy is logged, not raised: the
         release itself is permanent either way."""
-        res = await self.caller.expr(n, _POINT_START_SCRIPT, {"V": charlist(vsn)},
-                                     deadline=deadline)
+        res = await self.caller.expr(
+            n, _POINT_START_SCRIPT, {"V": charlist(vsn)}, deadline=deadline
+        )
         if res == "none":
             return None
         outcome, src, dst = res[0], text_of(res[1]), text_of(res[2])
@@ -371,7 +404,7 @@ class PySync:
     target can wait forever for the hidden Python node. ``me`` is the Python node's name.
     """
 
-    def __init__(self, node: Any, ids: Sequence[Any], run: Run, *, me: str) -> None:
+    def __init__(self, node: DriverNode, ids: Sequence[Any], run: Run, *, me: str) -> None:
         self.node, self.ids, self.run = node, list(ids), run
         self.me = Atom(me)
         self.answered: set[tuple[str, Any]] = set()
@@ -379,8 +412,7 @@ class PySync:
         self.task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> PySync:
-        self.proc = self.node.process()
-        self.node.register("release_handler", self.proc)
+        self.proc = self.node.process("release_handler")
         self.task = asyncio.create_task(self._serve())
         return self
 

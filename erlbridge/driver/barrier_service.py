@@ -1,9 +1,9 @@
 """Barrier processes on the Python node for direct-mode ``sync_nodes`` (I/O via the Node).
 
 One process per target is registered under its own name (see
-:func:`~erlbridge.asyncio.driver.rewrite.rewrite_barriers`). A target arrives with
+:func:`~erlbridge.driver.script_rewrite.rewrite_barriers`). A target arrives with
 ``gen_server:call({Name, PyNode}, {arrive, Id, Target, Nodes}, TimeoutMs)``; the
-decisions come from the pure :class:`~erlbridge.asyncio.driver.barrier.BarrierBook`:
+decisions come from the pure :class:`~erlbridge.driver.barrier_book.BarrierBook`:
 
 * release ok: reply ``{Tag, ok}`` — to the alias ``Mref`` when ``Tag = [alias | Mref]``
   (OTP 24+ ``gen:call``), else to the caller pid;
@@ -24,13 +24,15 @@ import logging
 from collections.abc import Hashable, Iterable
 from typing import Any
 
-from erlbridge.asyncio.driver.barrier import BarrierBook, Release
-from erlbridge.asyncio.driver.outcome import term_text
+from erlbridge.driver.barrier_book import BarrierBook, Release
+from erlbridge.driver.node_api import DriverNode, DriverProcess
+from erlbridge.driver.rendering import term_text
 from erlbridge.term import Atom, ImproperList
 
 __all__ = ["BarrierService"]
 
-logger = logging.getLogger(__name__)
+# The logger keeps the name it had under erlbridge.asyncio: logging configs name it.
+logger = logging.getLogger("erlbridge.asyncio.driver.barriers")
 
 
 def _reason_term(reason: tuple[object, ...] | None) -> Any:
@@ -51,22 +53,23 @@ def _reason_term(reason: tuple[object, ...] | None) -> Any:
 class BarrierService:
     """Serves the barriers of one direct-mode run for ``targets`` (see module docstring)."""
 
-    def __init__(self, node: Any, targets: Iterable[str], run_id: str, *,
-                 timeout: float) -> None:
+    def __init__(
+        self, node: DriverNode, targets: Iterable[str], run_id: str, *, timeout: float
+    ) -> None:
         self.node = node
         self.targets = list(targets)
         self.timeout = timeout
         self.run_id = run_id
         self.names = self._free_names(node, self.targets)
         self.book = BarrierBook.create(self.targets, str(node.name))
-        self._procs: dict[str, Any] = {}
+        self._procs: dict[str, DriverProcess] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._callers: dict[tuple[str, Hashable], tuple[Any, Any]] = {}
         self._wake = asyncio.Event()
         self.log: list[tuple[str, Hashable, bool, Any]] = []  # (node, id, ok, reason) decisions
 
     @staticmethod
-    def _free_names(node: Any, targets: list[str]) -> dict[str, str]:
+    def _free_names(node: DriverNode, targets: list[str]) -> dict[str, str]:
         # Barrier names become atoms on every target, so they come from a small reused
         # pool (slot x target index) rather than from the run id: a run id per name would
         # leak atoms into the targets' atom tables run after run. The lowest slot whose
@@ -83,8 +86,7 @@ class BarrierService:
 
     async def __aenter__(self) -> BarrierService:
         for t in self.targets:
-            p = self.node.process()
-            self.node.register(self.names[t], p)
+            p = self.node.process(self.names[t])
             self._procs[t] = p
             self._tasks.append(asyncio.create_task(self._serve(t, p), name=f"barrier {t}"))
         self._tasks.append(asyncio.create_task(self._expiry(), name="barrier expiry"))
@@ -110,7 +112,7 @@ class BarrierService:
     def _now() -> float:
         return asyncio.get_running_loop().time()
 
-    async def _serve(self, target: str, proc: Any) -> None:
+    async def _serve(self, target: str, proc: DriverProcess) -> None:
         while True:
             msg = await proc.receive()
             req = self._parse_call(msg)
@@ -122,8 +124,11 @@ class BarrierService:
             names = [n.name if isinstance(n, Atom) else str(n) for n in nodes]
             self._callers[(node_name, barrier_id)] = frm
             logger.info("%s arrived at barrier %s", node_name, term_text(barrier_id))
-            self._act(self.book.arrive(barrier_id, node_name, names, now=self._now(),
-                                       timeout=self.timeout))
+            self._act(
+                self.book.arrive(
+                    barrier_id, node_name, names, now=self._now(), timeout=self.timeout
+                )
+            )
             self._wake.set()
 
     @staticmethod
@@ -132,8 +137,13 @@ class BarrierService:
         if not (isinstance(msg, tuple) and len(msg) == 3 and msg[0] == "$gen_call"):
             return None
         frm, req = msg[1], msg[2]
-        if not (isinstance(frm, tuple) and len(frm) == 2 and isinstance(req, tuple)
-                and len(req) == 4 and req[0] == "arrive"):
+        if not (
+            isinstance(frm, tuple)
+            and len(frm) == 2
+            and isinstance(req, tuple)
+            and len(req) == 4
+            and req[0] == "arrive"
+        ):
             return None
         return frm, req[1], req[2], list(req[3])
 
@@ -156,13 +166,20 @@ class BarrierService:
             if r.ok:
                 if frm is not None and proc is not None:
                     pid, tag = frm
-                    dest = tag.tail if (isinstance(tag, ImproperList)
-                                        and tag.elements[0] == "alias") else pid
+                    dest = (
+                        tag.tail
+                        if (isinstance(tag, ImproperList) and tag.elements[0] == "alias")
+                        else pid
+                    )
                     proc.send(dest, (tag, Atom("ok")))
                     logger.info("released %s at barrier %s", r.node, term_text(r.barrier))
                 continue
-            logger.warning("failing %s at barrier %s: %s", r.node, term_text(r.barrier),
-                           term_text(_reason_term(r.reason)))
+            logger.warning(
+                "failing %s at barrier %s: %s",
+                r.node,
+                term_text(r.barrier),
+                term_text(_reason_term(r.reason)),
+            )
             if proc is not None:
                 # The waiter's gen_server:call monitors this process: its exit ends the call.
                 with contextlib.suppress(Exception):

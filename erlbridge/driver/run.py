@@ -1,10 +1,10 @@
 """One operation run of the driver: journal, deadlines, steps, phases and the report (I/O).
 
-Every public :class:`~erlbridge.asyncio.driver.driver.Driver` operation builds per-node
+Every public :class:`~erlbridge.driver.driver.Driver` operation builds per-node
 *units* (async functions that run one or more steps on one node) and hands them to
 :meth:`Run.two_phase`, which runs the prepare phase on every target, then (if all passed
 and not ``dry_run``) the execute phase under the policy, and returns the
-:class:`RunReport`. See :mod:`erlbridge.asyncio.driver.driver` for the contracts.
+:class:`RunReport`. See :mod:`erlbridge.driver.driver` for the contracts.
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from erlbridge.asyncio.driver.calls import StepFailed
-from erlbridge.asyncio.driver.journal import Journal
-from erlbridge.asyncio.driver.outcome import NodeError, NodeOutcome, RunReport, Status, StepResult
-from erlbridge.asyncio.driver.policy import Deadlines, Policy, Scheduler
-from erlbridge.asyncio.driver.records import JournalState
+from erlbridge.driver.journal import Journal
+from erlbridge.driver.journal_records import JournalState
+from erlbridge.driver.policy import Deadlines, Policy, Scheduler
+from erlbridge.driver.remote_calls import StepFailed
+from erlbridge.driver.run_report import NodeError, NodeOutcome, RunReport, Status, StepResult
 from erlbridge.exceptions import ScriptError
 
 __all__ = ["Run", "UnitFn", "now"]
@@ -175,9 +175,15 @@ class Run:
                 )
             except Exception as exc:  # a driver bug must not take the other nodes down
                 self.log.exception("%s on %s failed unexpectedly", name, n)
-                self.steps.setdefault(n, []).append(StepResult(
-                    name, Status.ERROR, 0.0, None,
-                    NodeError("internal", type(exc).__name__, f"{name}: {exc!r}")))
+                self.steps.setdefault(n, []).append(
+                    StepResult(
+                        name,
+                        Status.ERROR,
+                        0.0,
+                        None,
+                        NodeError("internal", type(exc).__name__, f"{name}: {exc!r}"),
+                    )
+                )
 
         try:
             while True:
@@ -270,9 +276,7 @@ class Run:
                 return self.report(prep, True, extra)
             cm = around_exec(self) if around_exec is not None else contextlib.nullcontext()
             async with cm:
-                await self.phase(
-                    "execute", self.targets, exe_unit, policy=self.policy, planned=exe
-                )
+                await self.phase("execute", self.targets, exe_unit, policy=self.policy, planned=exe)
             return self.report(prep, False, extra)
         finally:
             self.journal.close()

@@ -1,8 +1,8 @@
 """Direct-mode per-node operations: push code, lib dirs, ``check_script``, ``eval_script`` (I/O).
 
-Each call works on one target through a :class:`~erlbridge.asyncio.driver.calls.Caller`
-and raises :class:`~erlbridge.asyncio.driver.calls.StepFailed` on failure; the driver
-runs them as steps (see :meth:`erlbridge.asyncio.driver.driver.Driver.run_script`).
+Each call works on one target through a :class:`~erlbridge.driver.remote_calls.Caller`
+and raises :class:`~erlbridge.driver.remote_calls.StepFailed` on failure; the driver
+runs them as steps (see :meth:`erlbridge.driver.driver.Driver.run_script`).
 """
 
 from __future__ import annotations
@@ -12,17 +12,19 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from erlbridge.asyncio.driver.calls import Caller, StepFailed, charlist, text_of
-from erlbridge.asyncio.driver.outcome import NodeError, Status, term_text
-from erlbridge.asyncio.driver.policy import Policy
-from erlbridge.asyncio.driver.results import (
+from erlbridge.driver.policy import Policy
+from erlbridge.driver.remote_calls import Caller, StepFailed, charlist, text_of
+from erlbridge.driver.rendering import term_text
+from erlbridge.driver.replies import (
     classify_check_script,
     classify_eval_script,
     is_tuple_tagged,
 )
-from erlbridge.asyncio.driver.rewrite import Barrier
+from erlbridge.driver.run_report import NodeError, Status
+from erlbridge.driver.script_rewrite import Barrier
 from erlbridge.exceptions import ScriptError
 from erlbridge.term import Atom
+from erlbridge.upgrade import Phase
 
 __all__ = [
     "RESUME_SUSPENDED",
@@ -96,9 +98,7 @@ async def push(
             raise StepFailed(Status.ERROR, NodeError("push", r, f"ensure_dir {base}/ebin"))
         for fname, data in files.items():
             path = f"{base}/ebin/{fname}"
-            r = await caller.rpc(
-                n, "file", "write_file", [charlist(path), data], deadline=deadline
-            )
+            r = await caller.rpc(n, "file", "write_file", [charlist(path), data], deadline=deadline)
             if r != "ok":
                 raise StepFailed(Status.ERROR, NodeError("push", r, f"write_file {path}"))
         dirs[app] = base
@@ -122,9 +122,17 @@ async def remove_pushed(
     directories above it it created; the value is the directory removed."""
     run_dir = f"{push_root}/{run_tag}"
     node_dir = f"{run_dir}/{n}"
-    r = await caller.expr(n, _REMOVE_PUSHED, {
-        "Dir": charlist(node_dir), "Run": charlist(run_dir), "Root": charlist(push_root),
-        "Keep": Atom("true" if keep_root else "false")}, deadline=deadline)
+    r = await caller.expr(
+        n,
+        _REMOVE_PUSHED,
+        {
+            "Dir": charlist(node_dir),
+            "Run": charlist(run_dir),
+            "Root": charlist(push_root),
+            "Keep": Atom("true" if keep_root else "false"),
+        },
+        deadline=deadline,
+    )
     if r != "ok":
         raise StepFailed(Status.ERROR, NodeError("push", r, f"delete {node_dir}"))
     return {"removed": node_dir}
@@ -198,7 +206,8 @@ async def eval_script(
     except StepFailed as exc:
         # The script may have run partly: we cannot know how far (rpc lost).
         raise StepFailed(
-            exc.status, NodeError(exc.error.kind, exc.error.reason, exc.error.message, None)
+            exc.status,
+            NodeError.at(Phase.UNKNOWN, exc.error.kind, exc.error.reason, exc.error.message),
         ) from exc
     reply = getattr(res, "value", res)
     out = getattr(res, "output", "")
@@ -214,14 +223,17 @@ async def upgrade_app(caller: Caller, n: str, app: str, target_dir: str, deadlin
     """``release_handler:upgrade_app(App, Dir)`` on ``n``; the value is the unpurged
     modules, an error carries before/after point_of_no_return."""
     reply = await caller.rpc(
-        n, "release_handler", "upgrade_app", [Atom(app), charlist(target_dir)],
+        n,
+        "release_handler",
+        "upgrade_app",
+        [Atom(app), charlist(target_dir)],
         deadline=deadline,
     )
     status, value, err = classify_eval_script(reply)
     if err is not None:
-        raise StepFailed(status, NodeError(
-            "release_handler", err.reason, "upgrade_app",
-            err.before_point_of_no_return))
+        raise StepFailed(
+            status, NodeError.at(err.phase, "release_handler", err.reason, "upgrade_app")
+        )
     return value
 
 

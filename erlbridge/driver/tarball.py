@@ -5,7 +5,7 @@
 that is not gzip, not a tar, or has no ``releases/<Name>.rel`` (``Name`` is what the
 targets unpack). It reads the ``.rel`` (release name, version, erts version), the
 relup of that version (when there is one and it parses) and the unpacked size.
-:mod:`erlbridge.asyncio.driver.release` uploads it and checks the copy with
+:mod:`erlbridge.driver.release_ops` uploads it and checks the copy with
 :func:`digest_ok`.
 
 ``Name``: the tarball's file name without ``.tar.gz`` / ``.tgz`` when the tarball has
@@ -25,15 +25,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from erlbridge.asyncio.driver.calls import text_of
-from erlbridge.asyncio.driver.rewrite import name_of
+from erlbridge.driver.remote_calls import text_of
+from erlbridge.driver.script_rewrite import name_of
 from erlbridge.exceptions import BadReleaseTarball, ErlbridgeError
 from erlbridge.term import ErlString, parse_term
 from erlbridge.upgrade import Relup
 
 __all__ = ["Tarball", "digest_ok"]
 
-logger = logging.getLogger(__name__)
+# The logger keeps the name it had under erlbridge.asyncio: logging configs name it.
+logger = logging.getLogger("erlbridge.asyncio.driver.tarball")
 
 GZIP_MAGIC = b"\x1f\x8b"
 # A .rel or relup larger than this is not one systools or relx wrote: refuse to read it
@@ -84,7 +85,7 @@ class Tarball:
             with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tf:
                 members = tf.getmembers()
                 top = {
-                    m.name.removeprefix("./")[len("releases/"):-len(".rel")]: m
+                    m.name.removeprefix("./")[len("releases/") : -len(".rel")]: m
                     for m in members
                     if _top_rel(m.name.removeprefix("./")) and m.isfile()
                 }
@@ -162,10 +163,15 @@ def _parse_rel(text: str, member: str, where: str) -> tuple[str, str, str]:
     except ErlbridgeError as exc:
         raise BadReleaseTarball(where, f"{member} is not Erlang text: {exc}") from exc
     ok = (
-        isinstance(term, tuple) and len(term) == 4 and term[0] == "release"
-        and isinstance(term[1], tuple) and len(term[1]) == 2
+        isinstance(term, tuple)
+        and len(term) == 4
+        and term[0] == "release"
+        and isinstance(term[1], tuple)
+        and len(term[1]) == 2
         and all(isinstance(x, ErlString) for x in term[1])
-        and isinstance(term[2], tuple) and len(term[2]) == 2 and term[2][0] == "erts"
+        and isinstance(term[2], tuple)
+        and len(term[2]) == 2
+        and term[2][0] == "erts"
         and isinstance(term[3], list)
     )
     if not ok:

@@ -76,8 +76,12 @@ def find_barriers(terms: Iterable[Any]) -> list[Barrier]:
             continue
         nodes = instr[2]
         if isinstance(nodes, tuple):
-            raise ScriptError("sync_nodes with an {M, F, A} node list cannot run in direct mode",
-                              index=i, instruction=instr, rule="sync_nodes_mfa")
+            raise ScriptError(
+                "sync_nodes with an {M, F, A} node list cannot run in direct mode",
+                index=i,
+                instruction=instr,
+                rule="sync_nodes_mfa",
+            )
         out.append(Barrier(i, instr[1], tuple(name_of(n) for n in nodes)))
     return out
 
@@ -111,11 +115,18 @@ def script_libs(terms: Iterable[Any]) -> dict[str, str]:
     for i, t in enumerate(terms):
         if _is(t, "load_object_code", 2) and isinstance(t[1], tuple) and len(t[1]) == 3:
             lib, vsn = name_of(t[1][0]), t[1][1]
-            vsn_text = vsn.text if hasattr(vsn, "text") else (
-                vsn if isinstance(vsn, str) else "".join(map(chr, vsn)))
+            vsn_text = (
+                vsn.text
+                if hasattr(vsn, "text")
+                else (vsn if isinstance(vsn, str) else "".join(map(chr, vsn)))
+            )
             if libs.setdefault(lib, vsn_text) != vsn_text:
-                raise ScriptError(f"{lib} loaded in two versions", index=i, instruction=t,
-                                  rule="conflicting_versions")
+                raise ScriptError(
+                    f"{lib} loaded in two versions",
+                    index=i,
+                    instruction=t,
+                    rule="conflicting_versions",
+                )
     return libs
 
 

@@ -48,9 +48,7 @@ class _Waiter:
     deadline: float
 
 
-def unknown_nodes(
-    listed: Iterable[str], participants: Iterable[str], self_node: str
-) -> set[str]:
+def unknown_nodes(listed: Iterable[str], participants: Iterable[str], self_node: str) -> set[str]:
     """Nodes named in a barrier that are neither participants nor the Python node."""
     return set(listed) - set(participants) - {self_node}
 
@@ -75,7 +73,12 @@ class BarrierBook:
         return cls(frozenset(participants), self_node)
 
     def arrive(
-        self, barrier: Hashable, node: str, waits_for: Iterable[str], *, now: float,
+        self,
+        barrier: Hashable,
+        node: str,
+        waits_for: Iterable[str],
+        *,
+        now: float,
         timeout: float,
     ) -> list[Release]:
         """``node`` reached ``barrier`` and waits for ``waits_for``; deadline ``now+timeout``."""
@@ -117,8 +120,10 @@ class BarrierBook:
         return w.waits_for - self.arrived.get(w.barrier, set())
 
     def _cancel_all(self) -> list[Release]:
-        out = [Release(w.node, w.barrier, False, ("barrier_cancelled", w.barrier))
-               for w in self.waiters]
+        out = [
+            Release(w.node, w.barrier, False, ("barrier_cancelled", w.barrier))
+            for w in self.waiters
+        ]
         self.waiters.clear()
         return out
 
@@ -133,14 +138,24 @@ class BarrierBook:
             unknown = sorted(n for n in missing if n not in self.participants)
             dead = sorted(n for n in missing if n in self.gone)
             if unknown:
-                out.append(Release(w.node, w.barrier, False,
-                                   ("barrier_unknown_node", w.barrier, unknown[0])))
+                out.append(
+                    Release(
+                        w.node, w.barrier, False, ("barrier_unknown_node", w.barrier, unknown[0])
+                    )
+                )
             elif dead:
-                out.append(Release(w.node, w.barrier, False,
-                                   ("barrier_node_failed", w.barrier, dead[0])))
+                out.append(
+                    Release(w.node, w.barrier, False, ("barrier_node_failed", w.barrier, dead[0]))
+                )
             elif w.deadline <= now:
-                out.append(Release(w.node, w.barrier, False,
-                                   ("barrier_timeout", w.barrier, tuple(sorted(missing)))))
+                out.append(
+                    Release(
+                        w.node,
+                        w.barrier,
+                        False,
+                        ("barrier_timeout", w.barrier, tuple(sorted(missing))),
+                    )
+                )
             else:
                 keep.append(w)
         self.waiters = keep

@@ -28,14 +28,15 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from erlbridge.asyncio.driver.calls import Caller, StepFailed, text_of
-from erlbridge.asyncio.driver.outcome import jsonable, render_html, render_table
+from erlbridge.driver.remote_calls import Caller, StepFailed, text_of
+from erlbridge.driver.rendering import jsonable, render_html, render_table
 from erlbridge.term import Atom
 from erlbridge.upgrade import Apply, Load, PurgeMethod, Remove, Suspend
 
 __all__ = ["Finding", "NodePlanCheck", "PlanCheckReport", "SuspendTarget", "check_plan"]
 
-logger = logging.getLogger(__name__)
+# The logger keeps the name it had under erlbridge.asyncio: logging configs name it.
+logger = logging.getLogger("erlbridge.asyncio.driver.plan_check")
 
 # One round trip: probe every pid in parallel, each sys:get_status bounded by T ms.
 _PROBE = (
@@ -59,9 +60,7 @@ _RELDIR = (
     ' Df = os:cmd("df -Pk \'" ++ D ++ "\' 2>/dev/null"),'
     " {D, A, Df}."
 )
-_LOADED_MD5 = (
-    "[{M, M:module_info(md5)} || M <- Mods, code:is_loaded(M) =/= false]."
-)
+_LOADED_MD5 = "[{M, M:module_info(md5)} || M <- Mods, code:is_loaded(M) =/= false]."
 _SUP_LIVE = (
     "[{S, I, case S of {global, G} -> global:whereis_name(G); _ -> whereis(S) end}"
     " || {S, I} <- Refs]."
@@ -79,8 +78,13 @@ class Finding:
     pid: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"code": self.code, "message": self.message, "blocker": self.blocker,
-                "module": self.module, "pid": self.pid}
+        return {
+            "code": self.code,
+            "message": self.message,
+            "blocker": self.blocker,
+            "module": self.module,
+            "pid": self.pid,
+        }
 
     def __str__(self) -> str:
         return f"{'BLOCKER' if self.blocker else 'warning'} {self.code}: {self.message}"
@@ -100,10 +104,16 @@ class SuspendTarget:
     reply: str = "ok"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"pid": self.pid, "supervisor": self.supervisor, "id": self.id,
-                "modules": list(self.modules), "answered_sys_get_status": self.answered,
-                "message_queue_len": self.queue_len, "current_function": self.current_function,
-                "reply": self.reply}
+        return {
+            "pid": self.pid,
+            "supervisor": self.supervisor,
+            "id": self.id,
+            "modules": list(self.modules),
+            "answered_sys_get_status": self.answered,
+            "message_queue_len": self.queue_len,
+            "current_function": self.current_function,
+            "reply": self.reply,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,14 +136,21 @@ class NodePlanCheck:
         return not self.error and not any(f.blocker for f in self.findings)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"node": self.node, "ok": self.ok, "error": self.error,
-                "current_vsn": self.current_vsn, "runs_old": self.runs_old,
-                "suspend_targets": [t.to_dict() for t in self.suspend_targets],
-                "old_code": [dict(zip(("module", "pid", "purge"), o, strict=True))
-                             for o in self.old_code],
-                "releases_dir": self.releases_dir, "releases_dir_writable": self.writable,
-                "free_bytes": self.free_bytes,
-                "findings": [f.to_dict() for f in self.findings]}
+        return {
+            "node": self.node,
+            "ok": self.ok,
+            "error": self.error,
+            "current_vsn": self.current_vsn,
+            "runs_old": self.runs_old,
+            "suspend_targets": [t.to_dict() for t in self.suspend_targets],
+            "old_code": [
+                dict(zip(("module", "pid", "purge"), o, strict=True)) for o in self.old_code
+            ],
+            "releases_dir": self.releases_dir,
+            "releases_dir_writable": self.writable,
+            "free_bytes": self.free_bytes,
+            "findings": [f.to_dict() for f in self.findings],
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,8 +163,7 @@ class PlanCheckReport:
     nodes: tuple[NodePlanCheck, ...]
     extra: dict[str, Any] = field(default_factory=dict)
 
-    HEADERS = ("node", "ok", "release", "suspend targets", "old code", "releases dir",
-               "findings")
+    HEADERS = ("node", "ok", "release", "suspend targets", "old code", "releases dir", "findings")
 
     @property
     def ok(self) -> bool:
@@ -157,8 +173,13 @@ class PlanCheckReport:
         return {n.node: n for n in self.nodes}[node]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "release": self.release, "from": self.old_vsn,
-                "to": self.new_vsn, "nodes": [n.to_dict() for n in self.nodes]}
+        return {
+            "ok": self.ok,
+            "release": self.release,
+            "from": self.old_vsn,
+            "to": self.new_vsn,
+            "nodes": [n.to_dict() for n in self.nodes],
+        }
 
     def to_json(self, *, indent: int | None = 2) -> str:
         return json.dumps(jsonable(self.to_dict()), indent=indent, ensure_ascii=False)
@@ -170,20 +191,32 @@ class PlanCheckReport:
                 out.append([n.node, "no", "", "", "", "", n.error])
                 continue
             quiet = sum(not t.answered for t in n.suspend_targets)
-            targets = f"{len(n.suspend_targets)} ({quiet} silent)" if quiet else str(
-                len(n.suspend_targets))
+            targets = (
+                f"{len(n.suspend_targets)} ({quiet} silent)"
+                if quiet
+                else str(len(n.suspend_targets))
+            )
             wr = {True: "writable", False: "READ-ONLY", None: "?"}[n.writable]
             free = "" if n.free_bytes is None else f", {n.free_bytes >> 20} MiB free"
-            out.append([n.node, "yes" if n.ok else "no",
-                        n.current_vsn + ("" if n.runs_old else " (not OLD)"), targets,
-                        " ".join(f"{m}@{p}" for m, p, _ in n.old_code) or "-",
-                        f"{wr}{free}", "; ".join(str(f) for f in n.findings) or "-"])
+            out.append(
+                [
+                    n.node,
+                    "yes" if n.ok else "no",
+                    n.current_vsn + ("" if n.runs_old else " (not OLD)"),
+                    targets,
+                    " ".join(f"{m}@{p}" for m, p, _ in n.old_code) or "-",
+                    f"{wr}{free}",
+                    "; ".join(str(f) for f in n.findings) or "-",
+                ]
+            )
         return out
 
     def caption(self) -> str:
         good = sum(n.ok for n in self.nodes)
-        return (f"plan check {self.release} {self.old_vsn} -> {self.new_vsn}: "
-                f"{good}/{len(self.nodes)} nodes ok")
+        return (
+            f"plan check {self.release} {self.old_vsn} -> {self.new_vsn}: "
+            f"{good}/{len(self.nodes)} nodes ok"
+        )
 
     def to_table(self) -> str:
         return self.caption() + "\n" + render_table(self.HEADERS, self.rows())
@@ -213,49 +246,65 @@ def _facts(plan: Any) -> _RelupFacts:
         elif isinstance(item, (Load, Remove)):
             soft = PurgeMethod.SOFT_PURGE
             purged[str.__str__(item.module)] = (
-                "soft_purge" if item.pre_purge is soft else "brutal_purge")
-        elif (isinstance(item, Apply) and item.module == "supervisor" and len(item.args) == 2
-              and item.function in ("restart_child", "terminate_child", "delete_child")):
+                "soft_purge" if item.pre_purge is soft else "brutal_purge"
+            )
+        elif (
+            isinstance(item, Apply)
+            and item.module == "supervisor"
+            and len(item.args) == 2
+            and item.function in ("restart_child", "terminate_child", "delete_child")
+        ):
             refs.append((item.args[0], item.args[1], str.__str__(item.function)))
     return _RelupFacts(frozenset(suspended), purged, tuple(refs))
 
 
-async def _drift(caller: Caller, n: str, plan: Any, findings: list[Finding],
-                 deadline: float) -> None:
+async def _drift(
+    caller: Caller, n: str, plan: Any, findings: list[Finding], deadline: float
+) -> None:
     """Applications and modules that differ from the OLD build (a hand patch, a partial
     earlier upgrade): the relup was made for the OLD build."""
     want_apps = plan.old_app_versions() if hasattr(plan, "old_app_versions") else {}
     if want_apps:
         try:
-            running = await caller.rpc(n, "application", "which_applications", [],
-                                       deadline=deadline)
+            running = await caller.rpc(
+                n, "application", "which_applications", [], deadline=deadline
+            )
         except StepFailed as exc:
-            findings.append(Finding("apps_unknown", f"which_applications: {exc.error}",
-                                    blocker=False))
+            findings.append(
+                Finding("apps_unknown", f"which_applications: {exc.error}", blocker=False)
+            )
             running = []
         for item in running:
             if isinstance(item, tuple) and len(item) == 3:
                 app, vsn = text_of(item[0]), text_of(item[2])
                 if app in want_apps and want_apps[app] != vsn:
-                    findings.append(Finding(
-                        "app_version_drift",
-                        f"runs {app} {vsn}, the OLD release has {want_apps[app]}"))
+                    findings.append(
+                        Finding(
+                            "app_version_drift",
+                            f"runs {app} {vsn}, the OLD release has {want_apps[app]}",
+                        )
+                    )
     md5s = plan.old_module_md5s() if hasattr(plan, "old_module_md5s") else {}
     if md5s:
         try:
-            loaded = await caller.expr(n, _LOADED_MD5, {"Mods": [Atom(m) for m in md5s]},
-                                       deadline=deadline)
+            loaded = await caller.expr(
+                n, _LOADED_MD5, {"Mods": [Atom(m) for m in md5s]}, deadline=deadline
+            )
         except StepFailed as exc:
-            findings.append(Finding("md5_unknown", f"module_info(md5): {exc.error}",
-                                    blocker=False))
+            findings.append(Finding("md5_unknown", f"module_info(md5): {exc.error}", blocker=False))
             loaded = []
         for mod, digest in loaded:
             m = text_of(mod)
             if isinstance(digest, bytes) and digest != md5s.get(m, digest):
-                findings.append(Finding(
-                    "module_drift",
-                    f"the loaded {m} is not the OLD build's (module_info(md5) differs): "
-                    "patched by hand?", blocker=False, module=m))
+                findings.append(
+                    Finding(
+                        "module_drift",
+                        f"the loaded {m} is not the OLD build's (module_info(md5) differs): "
+                        "patched by hand?",
+                        blocker=False,
+                        module=m,
+                    )
+                )
 
 
 def _df_free(text: str) -> int | None:
@@ -265,8 +314,16 @@ def _df_free(text: str) -> int | None:
     return None
 
 
-async def _check_node(caller: Caller, n: str, plan: Any, facts: _RelupFacts, *,
-                      suspend_timeout: float, needed: int, deadline: float) -> NodePlanCheck:
+async def _check_node(
+    caller: Caller,
+    n: str,
+    plan: Any,
+    facts: _RelupFacts,
+    *,
+    suspend_timeout: float,
+    needed: int,
+    deadline: float,
+) -> NodePlanCheck:
     findings: list[Finding] = []
     try:
         rels = await caller.rpc(n, "release_handler", "which_releases", [], deadline=deadline)
@@ -274,39 +331,65 @@ async def _check_node(caller: Caller, n: str, plan: Any, facts: _RelupFacts, *,
         return NodePlanCheck(n, error=str(exc.error))
     status = {text_of(r[1]): text_of(r[3]) for r in rels if isinstance(r, tuple) and len(r) == 4}
     current = next((v for v, s in status.items() if s == "current"), None) or next(
-        (v for v, s in status.items() if s == "permanent"), "")
+        (v for v, s in status.items() if s == "permanent"), ""
+    )
     runs_old = current == plan.old_vsn
     if not runs_old:
-        findings.append(Finding("not_old_release",
-                                f"runs {current or 'no release'}, the plan upgrades from "
-                                f"{plan.old_vsn}"))
+        findings.append(
+            Finding(
+                "not_old_release",
+                f"runs {current or 'no release'}, the plan upgrades from {plan.old_vsn}",
+            )
+        )
     if plan.new_vsn in status:
-        findings.append(Finding("new_release_known",
-                                f"{plan.new_vsn} is already {status[plan.new_vsn]} here "
-                                "(unpack would say existing_release)", blocker=False))
+        findings.append(
+            Finding(
+                "new_release_known",
+                f"{plan.new_vsn} is already {status[plan.new_vsn]} here "
+                "(unpack would say existing_release)",
+                blocker=False,
+            )
+        )
     if any(s == "current" for s in status.values()) and any(
-            s == "permanent" for s in status.values()):
-        findings.append(Finding("not_permanent", f"release {current} is current but not "
-                                "permanent: finish or roll back that upgrade first"))
+        s == "permanent" for s in status.values()
+    ):
+        findings.append(
+            Finding(
+                "not_permanent",
+                f"release {current} is current but not "
+                "permanent: finish or roll back that upgrade first",
+            )
+        )
     await _drift(caller, n, plan, findings, deadline)
     targets: list[SuspendTarget] = []
     if facts.suspended:
         try:
-            procs = await caller.rpc(n, "release_handler_1", "get_supervised_procs", [],
-                                     deadline=deadline)
+            procs = await caller.rpc(
+                n, "release_handler_1", "get_supervised_procs", [], deadline=deadline
+            )
         except StepFailed as exc:
-            findings.append(Finding("supervised_procs_failed",
-                                    f"release_handler_1:get_supervised_procs() failed: "
-                                    f"{exc.error}; install_release would fail the same way"))
+            findings.append(
+                Finding(
+                    "supervised_procs_failed",
+                    f"release_handler_1:get_supervised_procs() failed: "
+                    f"{exc.error}; install_release would fail the same way",
+                )
+            )
             procs = []
-        wanted = [(p[0], p[1], p[2], p[3]) for p in procs
-                  if isinstance(p, tuple) and len(p) == 4 and isinstance(p[3], list)
-                  and facts.suspended & {str.__str__(m) for m in p[3] if isinstance(m, str)}]
+        wanted = [
+            (p[0], p[1], p[2], p[3])
+            for p in procs
+            if isinstance(p, tuple)
+            and len(p) == 4
+            and isinstance(p[3], list)
+            and facts.suspended & {str.__str__(m) for m in p[3] if isinstance(m, str)}
+        ]
         if wanted:
             t_ms = max(1, round(suspend_timeout * 1000))
             try:
-                probes = await caller.expr(n, _PROBE, {"Pids": [w[2] for w in wanted],
-                                                       "T": t_ms}, deadline=deadline)
+                probes = await caller.expr(
+                    n, _PROBE, {"Pids": [w[2] for w in wanted], "T": t_ms}, deadline=deadline
+                )
             except StepFailed as exc:
                 findings.append(Finding("probe_failed", f"sys:get_status probe: {exc.error}"))
                 probes = []
@@ -317,26 +400,37 @@ async def _check_node(caller: Caller, n: str, plan: Any, facts: _RelupFacts, *,
                 answered = reply == "ok"
                 cur = facts_.get("current_function")
                 t = SuspendTarget(
-                    str(pid), text_of(sup) if isinstance(sup, str) else str(sup),
+                    str(pid),
+                    text_of(sup) if isinstance(sup, str) else str(sup),
                     text_of(cid) if isinstance(cid, str) else str(cid),
-                    tuple(sorted(text_of(m) for m in mods)), answered,
+                    tuple(sorted(text_of(m) for m in mods)),
+                    answered,
                     facts_.get("message_queue_len"),
-                    "" if cur is None else ":".join(str(x) for x in cur)
-                    if isinstance(cur, tuple) else str(cur),
-                    "ok" if answered else str(jsonable(reply)))
+                    ""
+                    if cur is None
+                    else ":".join(str(x) for x in cur)
+                    if isinstance(cur, tuple)
+                    else str(cur),
+                    "ok" if answered else str(jsonable(reply)),
+                )
                 targets.append(t)
                 if not answered:
-                    findings.append(Finding(
-                        "no_sys_reply",
-                        f"{t.pid} ({t.id} under {t.supervisor}, runs {', '.join(t.modules)}) "
-                        f"did not answer sys:get_status within {suspend_timeout:g} s "
-                        f"(in {t.current_function or '?'}, {t.queue_len} queued): "
-                        "release_handler could not suspend it", pid=t.pid))
+                    findings.append(
+                        Finding(
+                            "no_sys_reply",
+                            f"{t.pid} ({t.id} under {t.supervisor}, runs {', '.join(t.modules)}) "
+                            f"did not answer sys:get_status within {suspend_timeout:g} s "
+                            f"(in {t.current_function or '?'}, {t.queue_len} queued): "
+                            "release_handler could not suspend it",
+                            pid=t.pid,
+                        )
+                    )
     old: list[tuple[str, str, str]] = []
     if facts.purged:
         try:
-            found = await caller.expr(n, _OLD_CODE, {"Mods": [Atom(m) for m in facts.purged]},
-                                      deadline=deadline)
+            found = await caller.expr(
+                n, _OLD_CODE, {"Mods": [Atom(m) for m in facts.purged]}, deadline=deadline
+            )
         except StepFailed as exc:
             findings.append(Finding("old_code_failed", f"old code check: {exc.error}"))
             found = []
@@ -347,11 +441,19 @@ async def _check_node(caller: Caller, n: str, plan: Any, facts: _RelupFacts, *,
                 old.append((m, str(pid), how))
             if pids:
                 soft = how == "soft_purge"
-                findings.append(Finding(
-                    "old_processes" if soft else "old_code_killed",
-                    f"{len(pids)} process(es) still run old code of {m}: " + (
-                        "soft_purge refuses the install (old_processes)" if soft else
-                        "brutal_purge kills them"), blocker=soft, module=m))
+                findings.append(
+                    Finding(
+                        "old_processes" if soft else "old_code_killed",
+                        f"{len(pids)} process(es) still run old code of {m}: "
+                        + (
+                            "soft_purge refuses the install (old_processes)"
+                            if soft
+                            else "brutal_purge kills them"
+                        ),
+                        blocker=soft,
+                        module=m,
+                    )
+                )
     if facts.sup_refs:
         refs = [(r[0], r[1]) for r in facts.sup_refs]
         try:
@@ -361,11 +463,14 @@ async def _check_node(caller: Caller, n: str, plan: Any, facts: _RelupFacts, *,
             live = []
         for sup, _cid, where in live:
             if where == "undefined":
-                findings.append(Finding(
-                    "supervisor_not_running",
-                    f"the relup calls supervisor functions on {jsonable(sup)}, which is not "
-                    "registered here: that apply would crash the script after "
-                    "point_of_no_return"))
+                findings.append(
+                    Finding(
+                        "supervisor_not_running",
+                        f"the relup calls supervisor functions on {jsonable(sup)}, which is not "
+                        "registered here: that apply would crash the script after "
+                        "point_of_no_return",
+                    )
+                )
     reldir, writable, free = "", None, None
     try:
         d, access, df = await caller.expr(n, _RELDIR, {}, deadline=deadline)
@@ -377,15 +482,27 @@ async def _check_node(caller: Caller, n: str, plan: Any, facts: _RelupFacts, *,
     if writable is False:
         findings.append(Finding("releases_dir_read_only", f"{reldir} is not writable"))
     if free is not None and free < needed:
-        findings.append(Finding("no_room", f"{reldir}: {free >> 20} MiB free, the upgrade "
-                                f"needs about {needed >> 20} MiB"))
-    return NodePlanCheck(n, current, runs_old, tuple(targets), tuple(old), reldir, writable,
-                         free, tuple(findings))
+        findings.append(
+            Finding(
+                "no_room",
+                f"{reldir}: {free >> 20} MiB free, the upgrade needs about {needed >> 20} MiB",
+            )
+        )
+    return NodePlanCheck(
+        n, current, runs_old, tuple(targets), tuple(old), reldir, writable, free, tuple(findings)
+    )
 
 
-async def check_plan(caller: Caller, targets: Sequence[str], plan: Any, *,
-                     connect: Callable[[str, float], Awaitable[None]], node_timeout: float,
-                     concurrency: int | None, suspend_timeout: float) -> PlanCheckReport:
+async def check_plan(
+    caller: Caller,
+    targets: Sequence[str],
+    plan: Any,
+    *,
+    connect: Callable[[str, float], Awaitable[None]],
+    node_timeout: float,
+    concurrency: int | None,
+    suspend_timeout: float,
+) -> PlanCheckReport:
     """Check ``plan`` on every target (see the module docstring); never raises for a node."""
     facts = _facts(plan)
     needed = int(plan.needed_bytes()) if hasattr(plan, "needed_bytes") else 0
@@ -396,8 +513,15 @@ async def check_plan(caller: Caller, targets: Sequence[str], plan: Any, *,
         async with sem:
             deadline = loop.time() + node_timeout
             await connect(n, deadline)
-            return await _check_node(caller, n, plan, facts, suspend_timeout=suspend_timeout,
-                                     needed=needed, deadline=deadline)
+            return await _check_node(
+                caller,
+                n,
+                plan,
+                facts,
+                suspend_timeout=suspend_timeout,
+                needed=needed,
+                deadline=deadline,
+            )
 
     nodes = await asyncio.gather(*(one(n) for n in targets))
     return PlanCheckReport(plan.name, plan.old_vsn, plan.new_vsn, tuple(nodes))

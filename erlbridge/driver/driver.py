@@ -9,7 +9,7 @@ Contracts shared by every operation:
   ``apply`` instructions placed before point_of_no_return, as OTP does). ``dry_run=True``
   stops after the prepare phase, and changes nothing on any target: an upgrade from a
   tarball then checks read-only instead of uploading and unpacking (see :mod:`.dry_run`).
-* **Policies** (:class:`~erlbridge.asyncio.driver.policy.Policy`) govern the execute phase:
+* **Policies** (:class:`~erlbridge.driver.policy.Policy`) govern the execute phase:
   ``concurrency``, ``canary``, ``stop_on_first_failure``; deadlines (``node_timeout`` per
   node and phase, ``overall_timeout`` for the whole operation) bound every await. The
   prepare phase honours ``concurrency`` and deadlines but always runs on every node.
@@ -38,15 +38,18 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from erlbridge.asyncio.driver import direct
-from erlbridge.asyncio.driver.barriers import BarrierService
-from erlbridge.asyncio.driver.calls import Caller, StepFailed, charlist, text_of
-from erlbridge.asyncio.driver.dry_run import check_release
-from erlbridge.asyncio.driver.outcome import RunReport, jsonable
-from erlbridge.asyncio.driver.policy import Policy
-from erlbridge.asyncio.driver.readiness import ReadinessReport, gather_readiness
-from erlbridge.asyncio.driver.release import PySync, ReleaseOps
-from erlbridge.asyncio.driver.rewrite import (
+from erlbridge.driver import direct_ops
+from erlbridge.driver.barrier_service import BarrierService
+from erlbridge.driver.dry_run import check_release
+from erlbridge.driver.node_api import DriverNode
+from erlbridge.driver.policy import Policy
+from erlbridge.driver.readiness import ReadinessReport, gather_readiness
+from erlbridge.driver.release_ops import PySync, ReleaseOps
+from erlbridge.driver.remote_calls import Caller, StepFailed, charlist, text_of
+from erlbridge.driver.rendering import jsonable
+from erlbridge.driver.run import Run, UnitFn, now
+from erlbridge.driver.run_report import RunReport
+from erlbridge.driver.script_rewrite import (
     find_barriers,
     name_of,
     rewrite_barriers,
@@ -56,20 +59,21 @@ from erlbridge.asyncio.driver.rewrite import (
     suspended_modules,
     touched_modules,
 )
-from erlbridge.asyncio.driver.run import Run, UnitFn, now
-from erlbridge.asyncio.driver.tarball import Tarball
+from erlbridge.driver.tarball import Tarball
 from erlbridge.exceptions import ScriptError
 from erlbridge.term import Atom
+from erlbridge.upgrade import Phase
 
 __all__ = ["Driver", "discover"]
 
-logger = logging.getLogger(__name__)
+# The logger keeps the name it had under erlbridge.asyncio: logging configs name it.
+logger = logging.getLogger("erlbridge.asyncio.driver.driver")
 
 CHUNK_BYTES = 1 << 20
 
 
 async def discover(
-    node: Any,
+    node: DriverNode,
     seed: str,
     *,
     include_connected: bool = False,
@@ -97,7 +101,7 @@ async def discover(
     return [n for n in out if filter(n)]
 
 
-def _node_name(node: Any) -> str:
+def _node_name(node: object) -> str:
     for attr in ("name", "node_name"):
         v = getattr(node, attr, None)
         if v:
@@ -120,7 +124,7 @@ class Driver:
 
     def __init__(
         self,
-        node: Any,
+        node: DriverNode,
         targets: Iterable[str],
         *,
         concurrency: int | None = None,
@@ -210,15 +214,20 @@ class Driver:
     async def check_plan(self, plan: Any, *, suspend_timeout: float = 5.0) -> Any:
         """Check an :class:`erlbridge.plan.UpgradePlan` against every target without
         changing anything (see :mod:`.plan_check`); returns a
-        :class:`~erlbridge.asyncio.driver.plan_check.PlanCheckReport`, never raises for
+        :class:`~erlbridge.driver.plan_check.PlanCheckReport`, never raises for
         a node. ``suspend_timeout``: how long a process may take to answer
         ``sys:get_status`` (release_handler_1's default suspend timeout is 5 s)."""
-        from erlbridge.asyncio.driver.plan_check import check_plan  # noqa: PLC0415
+        from erlbridge.driver.plan_check import check_plan  # noqa: PLC0415
 
         return await check_plan(
-            self.caller, self.targets, plan, connect=self._connect,
-            node_timeout=self.policy.node_timeout, concurrency=self.policy.concurrency,
-            suspend_timeout=suspend_timeout)
+            self.caller,
+            self.targets,
+            plan,
+            connect=self._connect,
+            node_timeout=self.policy.node_timeout,
+            concurrency=self.policy.concurrency,
+            suspend_timeout=suspend_timeout,
+        )
 
     async def _dirs_present(self, path: str) -> dict[str, bool]:
         """``{target: is path a directory there}``; True where it cannot be asked (the
@@ -229,7 +238,8 @@ class Driver:
             await self._connect(n, deadline)
             try:
                 found = await self.caller.rpc(
-                    n, "filelib", "is_dir", [charlist(path)], deadline=deadline)
+                    n, "filelib", "is_dir", [charlist(path)], deadline=deadline
+                )
             except StepFailed:
                 return True
             return found is not False
@@ -264,7 +274,7 @@ class Driver:
         to ``<push_root>/<run>/<node>/<app>-<vsn>/ebin`` on each target), else
         ``code:lib_dir(App)`` on the target. Versions come from the script's
         ``load_object_code``. ``sync_nodes`` become Python-coordinated barriers (see
-        :mod:`.rewrite`); they require every listed node to be a target (or the Python
+        :mod:`.script_rewrite`); they require every listed node to be a target (or the Python
         node), and are refused with ``canary`` or a ``concurrency`` below the number of
         targets (the barrier could not be reached). Step values: preflight -> PurgeMods,
         eval -> Unpurged ``[(Mod, soft_purge|brutal_purge)]``.
@@ -282,10 +292,10 @@ class Driver:
         terms = script_terms(script)
         barriers = find_barriers(terms)
         me = _node_name(self.node)
-        direct.check_barriers(barriers, self.targets, self.policy, me=me)
+        direct_ops.check_barriers(barriers, self.targets, self.policy, me=me)
         libs = script_libs(terms)
         suspended_mods = suspended_modules(terms)
-        pushed = {app: direct.beam_files(src) for app, src in (push_code or {}).items()}
+        pushed = {app: direct_ops.beam_files(src) for app, src in (push_code or {}).items()}
         for app in pushed:
             if app not in libs:
                 raise ScriptError(
@@ -315,9 +325,18 @@ class Driver:
                 await prepare_node(run, n, deadline)
             finally:
                 if clean_up:
-                    await run.step(n, "remove_pushed", lambda: direct.remove_pushed(
-                        self.caller, n, push_root=self.push_root, run_tag=run_tag,
-                        keep_root=had_root.get(n, True), deadline=deadline))
+                    await run.step(
+                        n,
+                        "remove_pushed",
+                        lambda: direct_ops.remove_pushed(
+                            self.caller,
+                            n,
+                            push_root=self.push_root,
+                            run_tag=run_tag,
+                            keep_root=had_root.get(n, True),
+                            deadline=deadline,
+                        ),
+                    )
 
         async def prepare_node(run: Run, n: str, deadline: float) -> None:
             await self._connect(n, deadline)
@@ -326,9 +345,15 @@ class Driver:
                 ok = await run.step(
                     n,
                     "push",
-                    lambda: direct.push(
-                        self.caller, n, pushed, libs,
-                        run_tag=run_tag, d=d, push_root=self.push_root, deadline=deadline,
+                    lambda: direct_ops.push(
+                        self.caller,
+                        n,
+                        pushed,
+                        libs,
+                        run_tag=run_tag,
+                        d=d,
+                        push_root=self.push_root,
+                        deadline=deadline,
                     ),
                 )
                 if not ok:
@@ -336,7 +361,7 @@ class Driver:
             ok = await run.step(
                 n,
                 "lib_dirs",
-                lambda: direct.lib_dirs(
+                lambda: direct_ops.lib_dirs(
                     self.caller, n, libs, lib_dirs or {}, d=d, deadline=deadline
                 ),
             )
@@ -344,7 +369,7 @@ class Driver:
                 await run.step(
                     n,
                     "preflight",
-                    lambda: direct.check_script(
+                    lambda: direct_ops.check_script(
                         self.caller, n, check_terms, d["libdirs"], deadline
                     ),
                 )
@@ -364,7 +389,7 @@ class Driver:
                 await run.step(
                     n,
                     "eval",
-                    lambda: direct.eval_script(
+                    lambda: direct_ops.eval_script(
                         self.caller,
                         run.outputs,
                         n,
@@ -378,14 +403,25 @@ class Driver:
                 if service is not None:
                     service.node_gone(n, "finished")
             last = run.steps[n][-1]
-            if (resume_on_failure and suspended_mods and last.step == "eval"
-                    and last.error is not None
-                    and last.error.before_point_of_no_return is not True):
+            if (
+                resume_on_failure
+                and suspended_mods
+                and last.step == "eval"
+                and last.error is not None
+                and last.error.phase is not Phase.BEFORE_POINT_OF_NO_RETURN
+            ):
                 # release_handler would restart the node here; in direct mode the processes
                 # the script suspended would stay suspended: resume them.
-                await run.step(n, "resume_suspended", lambda: self.caller.expr(
-                    n, direct.RESUME_SUSPENDED, {"Mods": [Atom(m) for m in suspended_mods]},
-                    deadline=now() + self.policy.node_timeout))
+                await run.step(
+                    n,
+                    "resume_suspended",
+                    lambda: self.caller.expr(
+                        n,
+                        direct_ops.RESUME_SUSPENDED,
+                        {"Mods": [Atom(m) for m in suspended_mods]},
+                        deadline=now() + self.policy.node_timeout,
+                    ),
+                )
 
         @contextlib.asynccontextmanager
         async def around(run: Run) -> Any:
@@ -515,26 +551,37 @@ class Driver:
                     d["vsn"] = text_of(run.steps[n][-1].value)
             else:
                 d["vsn"] = str(release)
-            await run.step(n, "check_install", lambda: rel.check_install(
-                n, d["vsn"], purge=purge, partial=partial, deadline=deadline))
+            await run.step(
+                n,
+                "check_install",
+                lambda: rel.check_install(
+                    n, d["vsn"], purge=purge, partial=partial, deadline=deadline
+                ),
+            )
 
         async def dry_prepare(run: Run, n: str, deadline: float) -> None:
             # Read-only on the target: nothing uploaded, unpacked or purged.
             await self._connect(n, deadline)
             if tar is not None:
-                await run.step(n, "check_release", lambda: check_release(
-                    rel, n, tar, partial=partial, deadline=deadline))
+                await run.step(
+                    n,
+                    "check_release",
+                    lambda: check_release(rel, n, tar, partial=partial, deadline=deadline),
+                )
             else:
-                await run.step(n, "check_install", lambda: rel.check_install(
-                    n, str(release), purge=False, partial=partial, deadline=deadline))
+                await run.step(
+                    n,
+                    "check_install",
+                    lambda: rel.check_install(
+                        n, str(release), purge=False, partial=partial, deadline=deadline
+                    ),
+                )
 
         async def execute(run: Run, n: str, deadline: float) -> None:
             d = run.data[n]
             d["installing"] = True  # seen by PySync on every exit path
             try:
-                ok = await run.step(
-                    n, "install", lambda: rel.install(n, d["vsn"], opts, deadline)
-                )
+                ok = await run.step(n, "install", lambda: rel.install(n, d["vsn"], opts, deadline))
             finally:
                 d["installing"] = False
             if ok and permanent:
@@ -583,7 +630,8 @@ class Driver:
                 )
 
         return await self._two_phase(
-            f"unpack:{tar.stem or tar.name}", [], None, ["upload", "unpack"], unit)
+            f"unpack:{tar.stem or tar.name}", [], None, ["upload", "unpack"], unit
+        )
 
     async def make_permanent(self, vsn: str) -> RunReport:
         """``release_handler:make_permanent(Vsn)`` on every target (and, for a relx
@@ -621,8 +669,13 @@ class Driver:
 
         async def unit(run: Run, n: str, deadline: float) -> None:
             await self._connect(n, deadline)
-            await run.step(n, "reboot_old_release", lambda: rel.reboot_old_release(
-                n, vsn, deadline, node_timeout=self.policy.node_timeout))
+            await run.step(
+                n,
+                "reboot_old_release",
+                lambda: rel.reboot_old_release(
+                    n, vsn, deadline, node_timeout=self.policy.node_timeout
+                ),
+            )
 
         return await self._two_phase(
             f"reboot_old_release:{vsn}", [], None, ["reboot_old_release"], unit
@@ -657,8 +710,8 @@ class Driver:
         """
         if (new_dir is None) == (push_code is None):
             raise ValueError("give exactly one of new_dir and push_code")
-        files = direct.beam_files(push_code) if push_code is not None else {}
-        vsn = direct.app_vsn(files, app) if files else ""
+        files = direct_ops.beam_files(push_code) if push_code is not None else {}
+        vsn = direct_ops.app_vsn(files, app) if files else ""
         run_tag = uuid.uuid4().hex[:8]
 
         async def unit(run: Run, n: str, deadline: float) -> None:
@@ -666,14 +719,28 @@ class Driver:
             d = run.data.setdefault(n, {})
             target_dir = new_dir
             if files:
-                if not await run.step(n, "push", lambda: direct.push(
-                        self.caller, n, {app: files}, {app: vsn},
-                        run_tag=run_tag, d=d, push_root=self.push_root, deadline=deadline)):
+                if not await run.step(
+                    n,
+                    "push",
+                    lambda: direct_ops.push(
+                        self.caller,
+                        n,
+                        {app: files},
+                        {app: vsn},
+                        run_tag=run_tag,
+                        d=d,
+                        push_root=self.push_root,
+                        deadline=deadline,
+                    ),
+                ):
                     return
                 target_dir = d["pushed"][app]
             assert target_dir is not None
-            await run.step(n, "upgrade_app", lambda: direct.upgrade_app(
-                self.caller, n, app, target_dir, deadline))
+            await run.step(
+                n,
+                "upgrade_app",
+                lambda: direct_ops.upgrade_app(self.caller, n, app, target_dir, deadline),
+            )
 
         steps = (["push"] if files else []) + ["upgrade_app"]
         return await self._two_phase(f"upgrade_app:{app}", [], None, steps, unit)
