@@ -10,7 +10,8 @@ therefore reaches the blocking API with no edit here (see
 docs/internals/architecture.md#the-blocking-api).
 
 * :func:`awaits`: the asyncio method is a coroutine; the twin runs it on the portal and
-  blocks for its result (``Portal.call``).
+  blocks for its result (``Portal.call``). ``fast=`` adds a path tried first (the rpc
+  hot path: no task, one hand-off; see docs/internals/architecture.md#the-blocking-api).
 * :func:`on_loop`: the asyncio method is plain but loop-affine; the twin runs it on the
   loop thread (``Portal.run``). ``result=`` wraps what it returns (an asyncio Process
   becomes a blocking one).
@@ -31,7 +32,16 @@ from typing import Any, Concatenate, ParamSpec, TypeVar, overload
 
 from erlbridge._portal import Portal
 
-__all__ = ["Twin", "adapts", "awaits", "awaits_with", "init_from", "on_loop", "twin_source"]
+__all__ = [
+    "FALLBACK",
+    "Twin",
+    "adapts",
+    "awaits",
+    "awaits_with",
+    "init_from",
+    "on_loop",
+    "twin_source",
+]
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -86,13 +96,63 @@ def _copy_metadata(twin: Any, source: Any, signature: inspect.Signature) -> None
     setattr(twin, _SOURCE, source)
 
 
-def awaits(
-    fn: Callable[Concatenate[Any, P], Coroutine[Any, Any, T]], *, start: bool = False
-) -> Callable[Concatenate[Any, P], T]:
-    """The blocking twin of the coroutine method ``fn``: run it on the portal, block."""
-    name = fn.__name__
+#: what a ``fast`` path returns when it cannot serve the call (see :func:`awaits`)
+FALLBACK: Any = object()
 
-    if start:
+
+def _binder(signature: inspect.Signature) -> Callable[[tuple[Any, ...], dict[str, Any]], Any]:
+    """A cheap ``Signature.bind`` for a fast path: the arguments as a dict with the
+    defaults filled in, or None when they do not simply fit (the coroutine path then
+    reports the TypeError exactly as the asyncio method would)."""
+    params = list(signature.parameters.values())[1:]  # without self
+    positional = [p.name for p in params if p.kind is p.POSITIONAL_OR_KEYWORD]
+    known = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    defaults = {p.name: p.default for p in params if p.default is not p.empty}
+    if len(known) != len(params):  # *args/**kwargs: no fast binding
+        return lambda args, kwargs: None
+
+    def bind(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any] | None:
+        if len(args) > len(positional) or not known.issuperset(kwargs):
+            return None
+        values = dict(defaults)
+        values.update(zip(positional, args, strict=False))
+        for name in kwargs:
+            if name in positional[: len(args)]:
+                return None  # given twice
+        values.update(kwargs)
+        return values if len(values) == len(known) else None
+
+    return bind
+
+
+def awaits(
+    fn: Callable[Concatenate[Any, P], Coroutine[Any, Any, T]],
+    *,
+    start: bool = False,
+    fast: Callable[[Any, dict[str, Any]], Any] | None = None,
+) -> Callable[Concatenate[Any, P], T]:
+    """The blocking twin of the coroutine method ``fn``: run it on the portal, block.
+
+    ``fast(self, arguments)``, if given, is tried first with the call's arguments by name
+    (defaults filled in): it returns the result, or :data:`FALLBACK` to run ``fn``.
+    """
+    name = fn.__name__
+    signature = inspect.signature(fn)
+
+    if fast is not None:
+        bind = _binder(signature)
+
+        def twin(self: Twin, /, *args: Any, **kwargs: Any) -> Any:
+            if start:
+                self._ensure()
+            arguments = bind(args, kwargs)
+            if arguments is not None:
+                value = fast(self, arguments)
+                if value is not FALLBACK:
+                    return value
+            return self._portal.call(getattr(self._inner, name)(*args, **kwargs))
+
+    elif start:
 
         def twin(self: Twin, /, *args: Any, **kwargs: Any) -> Any:
             self._ensure()
@@ -103,7 +163,7 @@ def awaits(
         def twin(self: Twin, /, *args: Any, **kwargs: Any) -> Any:
             return self._portal.call(getattr(self._inner, name)(*args, **kwargs))
 
-    _copy_metadata(twin, fn, inspect.signature(fn))
+    _copy_metadata(twin, fn, signature)
     return twin
 
 

@@ -174,6 +174,13 @@ class Portal:
                 loop.call_soon_threadsafe(handoff.cancel)
             raise
 
+    def post(self, fn: Callable[..., object], *args: Any) -> None:
+        """Schedule ``fn(*args)`` on the loop thread and return at once (for a caller that
+        waits on its own :class:`Handoff`)."""
+        loop = self.loop
+        self._check_thread()
+        loop.call_soon_threadsafe(fn, *args)
+
     def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a plain function on the loop thread (for loop-affine objects) and return."""
         loop = self.loop

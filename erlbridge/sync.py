@@ -22,8 +22,16 @@ from typing import Any
 
 from erlbridge import asyncio as aio
 from erlbridge import driver as aio_driver
-from erlbridge._blocking import Twin, adapts, awaits, awaits_with, init_from, on_loop
-from erlbridge._portal import Portal, shared_portal
+from erlbridge._blocking import (
+    FALLBACK,
+    Twin,
+    adapts,
+    awaits,
+    awaits_with,
+    init_from,
+    on_loop,
+)
+from erlbridge._portal import Handoff, Portal, shared_portal
 from erlbridge.asyncio.node import NodeEvent
 from erlbridge.asyncio.process import DownMessage, ExitMessage
 from erlbridge.asyncio.rpc import RpcOutcome, RpcResult
@@ -42,6 +50,7 @@ __all__ = [
     "RpcResult",
     "discover",
 ]
+
 
 class Process(Twin):
     """Blocking twin of :class:`erlbridge.asyncio.Process`."""
@@ -83,6 +92,43 @@ class Process(Twin):
 
 def _blocking_process(node: Node, inner: aio.Process) -> Process:
     return Process(inner, node._portal)
+
+
+def _rpc_fast(node: Node, a: dict[str, Any]) -> Any:
+    """``Node.rpc`` without a task: the loop thread starts the call (``begin_rpc``) and the
+    reply handler hands the value to this thread; FALLBACK when it cannot start that way
+    (not connected yet, output capture, erpc): then the coroutine runs."""
+    if a["capture_output"]:
+        return FALLBACK
+    inner = node._inner
+    handoff: Handoff[Any] = Handoff()
+    started: list[Callable[[], None]] = []
+
+    def begin() -> None:
+        try:
+            abandon = inner.begin_rpc(
+                a["node"], a["module"], a["function"], a["args"], handoff, timeout=a["timeout"]
+            )
+        except BaseException as exc:  # e.g. an argument that cannot be encoded
+            handoff.fail(exc)
+            return
+        if abandon is None:
+            handoff.set(FALLBACK)
+        else:
+            started.append(abandon)
+
+    def give_up() -> None:  # runs after begin(): the loop thread runs posts in order
+        if started:
+            started[0]()
+
+    portal = node._portal
+    portal.post(begin)
+    try:
+        return handoff.wait()
+    except BaseException:
+        if not handoff.finished:  # KeyboardInterrupt & co while waiting
+            portal.post(give_up)
+        raise
 
 
 class Node(Twin):
@@ -160,7 +206,7 @@ class Node(Twin):
     disconnect = awaits(aio.Node.disconnect, start=True)
     ping = awaits(aio.Node.ping, start=True)
     connected_nodes = on_loop(aio.Node.connected_nodes)
-    rpc = awaits(aio.Node.rpc, start=True)
+    rpc = awaits(aio.Node.rpc, start=True, fast=_rpc_fast)
     multicall = awaits(aio.Node.multicall, start=True)
     call = awaits(aio.Node.call, start=True)
     cast = on_loop(aio.Node.cast, start=True)

@@ -14,23 +14,25 @@ import itertools
 import struct
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from erlbridge.asyncio._atoms import as_atom
 from erlbridge.asyncio.peers import Peer, Peers, split_target
 from erlbridge.asyncio.registry import MAX_ID, Registry
+from erlbridge.asyncio.reply import ReplyFuture
 from erlbridge.asyncio.rpc import (
     CaptureEndpoint,
+    PendingReply,
     RpcEndpoint,
     RpcResult,
     interpret_erpc,
     interpret_reply,
 )
-from erlbridge.exceptions import Timeout
+from erlbridge.exceptions import ErlbridgeError, Timeout
 from erlbridge.protocol import control as c
 from erlbridge.term import Atom, Pid, Reference, encode
 
-__all__ = ["Calls", "Deadlines", "Expired"]
+__all__ = ["Calls", "Deadlines", "Expired", "ThreadWaiter", "rpc_description"]
 
 REX = Atom("rex")
 GEN_CALL = Atom("$gen_call")
@@ -201,7 +203,8 @@ class Calls:
         n = next(self._ref_ids)
         ids = (n & 0x3FFFF, (n >> 18) & MAX_ID, self._ref_salt)
         ref = Reference(self._ref_name, self._ref_creation, ids)
-        fut: asyncio.Future[Any] = loop.create_future()
+        # the reply resumes us inside data_received (see reply.py)
+        fut: asyncio.Future[Any] = ReplyFuture(loop=loop)
         rpc.calls[ref] = fut
         peer.calls.add(ref)
         if spawn:
@@ -228,6 +231,55 @@ class Calls:
             rpc.calls.pop(ref, None)
             peer.calls.discard(ref)
         return interpret_erpc(result, ref, full) if spawn else result
+
+    def begin(
+        self,
+        node: str,
+        module: str,
+        function: str,
+        args: list[Any],
+        waiter: ThreadWaiter,
+        *,
+        timeout: float | None,
+    ) -> Callable[[], None] | None:
+        """A rex rpc for a caller on another thread, started on the loop thread.
+
+        The same frame as :meth:`exchange`, but the reply (or the error) goes straight to
+        ``waiter``: no task, no future, no extra loop iteration (see
+        docs/internals/architecture.md#the-blocking-api). Returns a function that abandons
+        the call (the caller gave up), or None when it cannot start this way: not
+        connected yet, closing, or the connection is paused for back-pressure; the caller
+        then uses the coroutine path."""
+        rpc = self.rpc
+        deadlines = self.deadlines
+        if rpc is None or deadlines is None:
+            return None
+        full = self.target(node)
+        peer = self._peer_table.get(full)
+        if peer is None or not peer.up:
+            return None
+        proto = peer.proto
+        if proto is None or proto.paused:
+            return None
+        encoded = self.rex_request(module, function, args)
+        n = next(self._ref_ids)
+        ids = (n & 0x3FFFF, (n >> 18) & MAX_ID, self._ref_salt)
+        ref = Reference(self._ref_name, self._ref_creation, ids)
+        call = ThreadCall(self, peer, ref, waiter, rpc_description(module, function, args, full))
+        rpc.calls[ref] = call
+        peer.calls.add(ref)
+        payload = b"".join((self._call_head, REF_IDS.pack(*ids), encoded))
+        proto.send_encoded(self._ctl_bytes(rpc.pid, (REX, full)), payload)
+        if timeout is not None:
+            call.timeout = timeout
+            call.entry = deadlines.add(timeout, call)
+        return call.abandon
+
+    def forget(self, peer: Peer, ref: Reference) -> None:
+        """A call started by :meth:`begin` is over: drop its reference from the tables."""
+        if self.rpc is not None:
+            self.rpc.calls.pop(ref, None)
+        peer.calls.discard(ref)
 
     async def capture(
         self,
@@ -282,6 +334,83 @@ class Calls:
         self.peers.send_control(full, c.RegSend(self.rpc.pid, REX, (GEN_CAST, request)))
 
 
+def rpc_description(module: str, function: str, args: Sequence[Any], full: Atom) -> str:
+    """How a Timeout names an rpc."""
+    return f"rpc {module}:{function}/{len(args)} on {full}"
+
+
+class ThreadWaiter(Protocol):
+    """Where :meth:`Calls.begin` delivers: the blocked caller's hand-off (``set`` or
+    ``fail``, called once, on the loop thread)."""
+
+    def set(self, value: Any) -> None: ...
+
+    def fail(self, error: BaseException) -> None: ...
+
+
+class ThreadCall:
+    """One call started by :meth:`Calls.begin`. It stands where :meth:`Calls.exchange`
+    keeps a future (the reply table, a connection's pending calls, the deadline heap), so
+    the reply, a lost connection and the deadline reach it the same way."""
+
+    __slots__ = ("_calls", "_done", "_peer", "_ref", "_waiter", "_what", "entry", "timeout")
+
+    def __init__(
+        self, calls: Calls, peer: Peer, ref: Reference, waiter: ThreadWaiter, what: str
+    ) -> None:
+        self._calls = calls
+        self._peer = peer
+        self._ref = ref
+        self._waiter = waiter
+        self._what = what
+        self._done = False
+        self.entry: list[Any] | None = None
+        self.timeout: float | None = None
+
+    def done(self) -> bool:
+        return self._done
+
+    def _finish(self) -> None:
+        self._done = True
+        self._calls.forget(self._peer, self._ref)
+        if self.entry is not None and self._calls.deadlines is not None:
+            self._calls.deadlines.finished(self.entry)
+
+    def set_result(self, reply: Any) -> None:
+        """The ``{Ref, Reply}`` from rex (the reply endpoint)."""
+        if self._done:
+            return
+        self._finish()
+        try:
+            value = interpret_reply(reply, self._peer.name)
+        except ErlbridgeError as exc:
+            self._waiter.fail(exc)
+        else:
+            self._waiter.set(value)
+
+    def set_exception(self, error: BaseException) -> None:
+        """The connection was lost (NodeDown) or the deadline passed (Expired)."""
+        if self._done:
+            return
+        self._finish()
+        if isinstance(error, Expired):
+            timeout = Timeout(self._what, self.timeout)
+            timeout.__cause__ = error
+            error = timeout
+        self._waiter.fail(error)
+
+    def cancel(self) -> bool:
+        """Called by :meth:`Deadlines.finished` for a call still pending: nothing to do."""
+        return False
+
+    def abandon(self) -> None:
+        """The caller stopped waiting (interrupted): forget the call; a late reply is
+        dropped as for any unknown reference."""
+        if not self._done:
+            self._finish()
+            self._waiter.fail(InterruptedError(self._what))
+
+
 class Expired(Exception):
     """A call's deadline passed (internal to the call machinery)."""
 
@@ -311,7 +440,7 @@ class Deadlines:
         self._timer_at = 0.0
         self._finished = 0
 
-    def add(self, timeout: float, fut: asyncio.Future[Any]) -> list[Any]:
+    def add(self, timeout: float, fut: PendingReply) -> list[Any]:
         """Fail ``fut`` with Expired ``timeout`` seconds from now unless it is done by then.
         Returns the entry to pass to :meth:`finished`."""
         when = self._loop.time() + timeout

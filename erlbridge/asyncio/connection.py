@@ -65,6 +65,7 @@ class DistProtocol(asyncio.Protocol):
         self.down_reason: Any = None
         self._loop = asyncio.get_running_loop()
         self._flush_scheduled = False
+        self._receiving = False
         #: the last deferred flush had sends queued: defer the first send too (batching)
         self._batching = False
         self._timer: asyncio.TimerHandle | None = None
@@ -90,9 +91,7 @@ class DistProtocol(asyncio.Protocol):
 
     def _setup_expired(self) -> None:
         if self.conn is None and not self._closed:
-            self.abort(
-                HandshakeError(f"handshake not completed within {self.setup_timeout:g} s")
-            )
+            self.abort(HandshakeError(f"handshake not completed within {self.setup_timeout:g} s"))
 
     def data_received(self, data: bytes) -> None:
         conn = self.conn
@@ -103,9 +102,15 @@ class DistProtocol(asyncio.Protocol):
                 self.abort(exc)
                 return
             on_message = self.owner.on_message
-            for event, size in zip(events, conn.message_sizes, strict=True):
-                on_message(self, event, size)
-            self.flush()
+            # Tasks woken by these messages run now (reply.py) and their sends wait for
+            # the flush below: one write for everything this read caused.
+            self._receiving = True
+            try:
+                for event, size in zip(events, conn.message_sizes, strict=True):
+                    on_message(self, event, size)
+            finally:
+                self._receiving = False
+                self.flush()
             return
         self._handshake_data(data)
 
@@ -233,6 +238,8 @@ class DistProtocol(asyncio.Protocol):
         # here, one read on the peer) instead of two.
         if not self._flush_scheduled:
             self._flush_scheduled = True
+            if self._receiving:  # data_received flushes when it is done (drain() too)
+                return
             if not self._batching:
                 conn = self.conn
                 assert conn is not None and self.transport is not None
@@ -303,4 +310,3 @@ class DistProtocol(asyncio.Protocol):
             self.down_reason = exc if self.conn is None else "connection_closed"
         if self.transport is not None:
             self.transport.abort()
-

@@ -4,7 +4,9 @@
 Remote processes whose group leader is this pid (rpc calls made without
 ``capture_output``) send ``{io_request, From, ReplyAs, Request}``; each one is answered so
 a remote ``io:format`` never blocks. Output goes to the node's ``output`` callback (default:
-logged at INFO on this module's logger; the library never prints).
+logged at INFO on this module's logger, each record cut to ``bounded_text``'s length and at
+most ``LOG_LINES_PER_SECOND`` records a second, the rest counted in one summary record: a
+chatty or hostile node cannot flood the log; the library never prints).
 
 ``{put_chars, Enc, io_lib, format, [F, A]}`` carries an *unevaluated* format call. It is
 evaluated on the sender's node through rex (``io_lib:format(F, A)``) rather than by a Python
@@ -17,11 +19,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from erlbridge.asyncio.process import Endpoint
-from erlbridge.exceptions import ErlbridgeError
+from erlbridge.exceptions import ErlbridgeError, bounded_text
 from erlbridge.term import Atom, ErlString, Pid
 
 if TYPE_CHECKING:
@@ -49,6 +52,33 @@ FORMAT_MF = (Atom("io_lib"), Atom("format"))
 #: answered {error, put_chars} at once, so a flood cannot pile up tasks without bound.
 MAX_PENDING_FORMATS = 1000
 OutputCallback = Callable[[Pid, str], None]
+#: Remote output logged per second by the default output (the rest is counted).
+LOG_LINES_PER_SECOND = 100
+
+
+class LogBudget:
+    """At most ``per_second`` log records a second; counts what it refused."""
+
+    __slots__ = ("_count", "_per_second", "_window", "suppressed")
+
+    def __init__(self, per_second: int) -> None:
+        self._per_second = per_second
+        self._window = 0.0
+        self._count = 0
+        self.suppressed = 0
+
+    def take(self, now: float) -> tuple[bool, int]:
+        """Whether a record may be logged at ``now``, and how many were refused in the
+        window that just ended (to report once)."""
+        ended = 0
+        if now - self._window >= 1.0:
+            self._window, self._count = now, 0
+            ended, self.suppressed = self.suppressed, 0
+        if self._count < self._per_second:
+            self._count += 1
+            return True, ended
+        self.suppressed += 1
+        return False, ended
 
 
 def chardata_to_str(data: Any, encoding: str = "unicode") -> str:
@@ -77,7 +107,7 @@ def chardata_to_str(data: Any, encoding: str = "unicode") -> str:
 class IoServer(Endpoint):
     """The group leader pid we hand to rex for plain rpc calls."""
 
-    __slots__ = ("output", "refused", "tasks")
+    __slots__ = ("_log_budget", "output", "refused", "tasks")
 
     def __init__(self, node: NodeCore, pid: Pid, output: OutputCallback | None = None) -> None:
         super().__init__(node, pid)
@@ -85,6 +115,7 @@ class IoServer(Endpoint):
         self.tasks: set[asyncio.Task[None]] = set()
         #: io requests refused because MAX_PENDING_FORMATS were pending
         self.refused = 0
+        self._log_budget = LogBudget(LOG_LINES_PER_SECOND)
 
     def deliver(self, message: Any, size: int = 0) -> None:
         if not (type(message) is tuple and len(message) == 4 and message[0] == IO_REQUEST):
@@ -123,7 +154,11 @@ class IoServer(Endpoint):
             except Exception:
                 logger.exception("output callback failed")
         else:
-            logger.info("[%s] %s", sender.node, text.rstrip("\n"))
+            allowed, suppressed = self._log_budget.take(time.monotonic())
+            if suppressed:
+                logger.warning("%d lines of remote output were not logged (rate limit)", suppressed)
+            if allowed:
+                logger.info("[%s] %s", sender.node, bounded_text(text.rstrip("\n")))
 
     @staticmethod
     def _needs_remote(request: Any) -> bool:

@@ -27,7 +27,7 @@ from typing import Any
 
 from erlbridge.asyncio import epmd as epmd_client
 from erlbridge.asyncio._atoms import as_atom
-from erlbridge.asyncio.calls import Calls, Deadlines, Expired
+from erlbridge.asyncio.calls import Calls, Deadlines, Expired, ThreadWaiter, rpc_description
 from erlbridge.asyncio.connection import DistProtocol
 from erlbridge.asyncio.core import Core
 from erlbridge.asyncio.dispatch import Dispatcher
@@ -483,7 +483,7 @@ class Node:
         full = calls.target(node)
 
         def what() -> str:
-            return f"rpc {module}:{function}/{len(request_args)} on {full}"
+            return rpc_description(module, function, request_args, full)
 
         if not capture_output:
             if self.rpc_method == "erpc":
@@ -499,6 +499,28 @@ class Node:
             return interpret_reply(reply, full)
         call = (CALL, as_atom(module), as_atom(function), request_args)
         return await calls.capture(node, full, call, timeout=timeout, what=what)
+
+    def begin_rpc(
+        self,
+        node: str,
+        module: str,
+        function: str,
+        args: Sequence[Any],
+        waiter: ThreadWaiter,
+        *,
+        timeout: float | None = 60.0,
+    ) -> Callable[[], None] | None:
+        """The blocking API's fast path for :meth:`rpc` (call it on the loop thread).
+
+        Starts ``rpc(node, module, function, args, timeout=timeout)`` with its value or
+        error delivered to ``waiter.set`` / ``waiter.fail`` instead of a coroutine. Returns
+        a function that abandons the call, or None when it cannot start this way (not
+        connected yet, closing, ``rpc_method="erpc"``, a paused connection): use
+        :meth:`rpc` then.
+        """
+        if self.rpc_method != "rex":
+            return None
+        return self._calls.begin(node, module, function, list(args), waiter, timeout=timeout)
 
     async def multicall(
         self,

@@ -23,6 +23,7 @@ from erlbridge.asyncio._atoms import as_atom
 from erlbridge.asyncio.connection import DistProtocol
 from erlbridge.asyncio.links import Links
 from erlbridge.asyncio.registry import Bounded, Registry
+from erlbridge.asyncio.rpc import PendingReply
 from erlbridge.asyncio.tls import TLSOptions, tls_error
 from erlbridge.exceptions import (
     AuthenticationError,
@@ -162,7 +163,7 @@ class Peers:
         self.refused = 0
         self.monitors: list[NodeMonitor] = []
         #: pending calls by reference (the rpc reply pid's table), failed on nodedown
-        self.pending: dict[Reference, asyncio.Future[Any]] | None = None
+        self.pending: dict[Reference, PendingReply] | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.closed = False
         self.cookie = ""
@@ -425,7 +426,7 @@ class Peers:
         pending = self.pending
         if pending is None:
             return
-        for ref in peer.calls:
+        for ref in list(peer.calls):  # a failed call may forget its own ref
             fut = pending.pop(ref, None)
             if fut is not None and not fut.done():
                 fut.set_exception(exc)

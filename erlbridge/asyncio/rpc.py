@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from erlbridge.asyncio.process import Endpoint
 from erlbridge.exceptions import BadRpc, ErlbridgeError, NodeDown, RemoteException
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CaptureEndpoint",
     "ErpcExit",
+    "PendingReply",
     "RpcEndpoint",
     "RpcOutcome",
     "RpcResult",
@@ -97,6 +98,18 @@ def interpret_reply(reply: Any, node: str) -> Any:
     return reply
 
 
+class PendingReply(Protocol):
+    """What waits for a call's reply: an asyncio future, or a blocked thread's call."""
+
+    def done(self) -> bool: ...
+
+    def set_result(self, result: Any, /) -> None: ...
+
+    def set_exception(self, exception: BaseException, /) -> None: ...
+
+    def cancel(self) -> bool: ...
+
+
 class RpcEndpoint(Endpoint):
     """The shared reply pid for every plain rpc/gen_server call: ``{Ref, Reply}`` → future."""
 
@@ -104,7 +117,7 @@ class RpcEndpoint(Endpoint):
 
     def __init__(self, node: NodeCore, pid: Pid) -> None:
         super().__init__(node, pid)
-        self.calls: dict[Reference, asyncio.Future[Any]] = {}
+        self.calls: dict[Reference, PendingReply] = {}
 
     def deliver(self, message: Any, size: int = 0) -> None:
         if type(message) is tuple and len(message) == 2:
@@ -177,7 +190,7 @@ def interpret_erpc(result: ErpcExit, tag: Reference, node: str) -> Any:
 class CaptureEndpoint(Endpoint):
     """A one-call reply pid collecting ``{rex_stdout, Bin}`` chunks before the reply."""
 
-    __slots__ = ("chunks", "future", "ref")
+    __slots__ = ("chunks", "future", "kept", "lost", "ref")
 
     def __init__(
         self, node: NodeCore, pid: Pid, ref: Reference, future: asyncio.Future[Any]
@@ -186,11 +199,23 @@ class CaptureEndpoint(Endpoint):
         self.ref = ref
         self.future = future
         self.chunks: list[bytes] = []
+        #: bytes kept, and bytes dropped beyond the node's max_mailbox_bytes
+        self.kept = 0
+        self.lost = 0
 
     def deliver(self, message: Any, size: int = 0) -> None:
         if type(message) is tuple and len(message) == 2:
             if message[0] == REX_STDOUT and isinstance(message[1], bytes):
-                self.chunks.append(message[1])
+                # output is bounded like a mailbox: the first max_mailbox_bytes are kept
+                limit = self.node.mailbox_limits()[1]
+                chunk = message[1]
+                if limit is not None and self.kept + len(chunk) > limit:
+                    room = max(0, limit - self.kept)
+                    self.lost += len(chunk) - room
+                    chunk = chunk[:room]
+                self.kept += len(chunk)
+                if chunk:
+                    self.chunks.append(chunk)
                 return
             if message[0] == self.ref:
                 if not self.future.done():
@@ -200,4 +225,7 @@ class CaptureEndpoint(Endpoint):
 
     @property
     def output(self) -> str:
-        return b"".join(self.chunks).decode("utf-8", "replace")
+        text = b"".join(self.chunks).decode("utf-8", "replace")
+        if self.lost:
+            text += f"\n[erlbridge: {self.lost} more bytes of output dropped (max_mailbox_bytes)]\n"
+        return text
