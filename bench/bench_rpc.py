@@ -6,7 +6,8 @@ Contenders, all calling the same target node in the same run:
   ``erlang-rex`` the same calls as ``gen_server:call({rex, N}, {call, M, F, A, user})``, the
   route erlbridge takes (``rpc:call`` itself uses erpc's spawn_request since OTP 23)
 * ``erlbridge`` this library's asyncio Node; ``erlbridge-uvloop`` the same on uvloop's loop
-  (if installed); ``erlbridge-sync`` the blocking facade (a loop in a daemon thread)
+  (if installed); ``erlbridge-sync`` the blocking facade (a loop in a daemon thread),
+  ``erlbridge-sync-uvloop`` the same with uvloop's loop in that thread
 * ``erldistpy`` the PyPI client (install with ``pip install --target /work/peers/erldistpy
   erldistpy``; pass ``--erldistpy-path``); it is sync with one call in flight per
   connection, so its 16 callers are 16 threads with a connection each
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import os
 import random
 import secrets
@@ -41,6 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from erlbridge._portal import Portal
 from erlbridge.asyncio import Node
 from erlbridge.sync import Node as SyncNode
 
@@ -262,11 +265,20 @@ def _threads(fn: Callable[[], None], count: int) -> float:
     return time.perf_counter() - t0
 
 
-def bench_erlbridge_sync(cluster: Cluster, n: int) -> dict[str, Sample]:
+def bench_erlbridge_sync(
+    cluster: Cluster, n: int, loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None
+) -> dict[str, Sample]:
+    """The blocking Node; ``loop_factory`` makes its portal's loop (uvloop's, say)."""
     results: dict[str, Sample] = {}
-    with SyncNode(
-        f"pys{secrets.token_hex(3)}@127.0.0.1", cookie=cluster.cookie, epmd_port=cluster.epmd_port
-    ) as node:
+    with (
+        Portal("bench-sync", loop_factory=loop_factory) as portal,
+        SyncNode(
+            f"pys{secrets.token_hex(3)}@127.0.0.1",
+            cookie=cluster.cookie,
+            epmd_port=cluster.epmd_port,
+            portal=portal,
+        ) as node,
+    ):
         for name, (m, f, a) in CALLS.items():
             node.rpc(cluster.target, m, f, a)
             lats = []
@@ -392,6 +404,7 @@ def report(results: Results, args: argparse.Namespace) -> str:
             "erlbridge",
             "erlbridge-uvloop",
             "erlbridge-sync",
+            "erlbridge-sync-uvloop",
             "erldistpy",
             "erl_call",
         )
@@ -467,6 +480,9 @@ def main() -> None:
         "erlbridge": lambda c: bench_erlbridge(c, args.calls),
         "erlbridge-uvloop": lambda c: bench_erlbridge_uvloop(c, args.calls),
         "erlbridge-sync": lambda c: bench_erlbridge_sync(c, args.calls),
+        "erlbridge-sync-uvloop": lambda c: bench_erlbridge_sync(
+            c, args.calls, importlib.import_module("uvloop").new_event_loop
+        ),
         "erldistpy": lambda c: bench_erldistpy(c, args.calls, args.erldistpy_path),
         "erl_call": lambda c: bench_erl_call(c, args.erl_call_calls),
     }
@@ -476,8 +492,8 @@ def main() -> None:
     try:
         import uvloop  # noqa: F401, PLC0415
     except ImportError:
-        print("uvloop not installed: erlbridge-uvloop skipped", file=sys.stderr)
-        args.skip.append("erlbridge-uvloop")
+        print("uvloop not installed: the uvloop contenders are skipped", file=sys.stderr)
+        args.skip += ["erlbridge-uvloop", "erlbridge-sync-uvloop"]
     for name in args.skip:
         contenders.pop(name, None)
     results = Results()

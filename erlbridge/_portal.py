@@ -39,8 +39,16 @@ STOP_TIMEOUT = 10.0
 class Portal:
     """An event loop in a daemon thread, running while someone holds the portal."""
 
-    def __init__(self, name: str = "erlbridge-loop") -> None:
+    def __init__(
+        self,
+        name: str = "erlbridge-loop",
+        *,
+        loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None,
+    ) -> None:
+        """``loop_factory``: makes the loop each time the thread starts (default
+        ``asyncio.new_event_loop``; e.g. ``uvloop.new_event_loop``)."""
         self._name = name
+        self._loop_factory = loop_factory or asyncio.new_event_loop
         self._lock = threading.Lock()
         self._leases = 0
         self._entered = False
@@ -106,7 +114,7 @@ class Portal:
             return self._loop
 
     def _start(self) -> tuple[asyncio.AbstractEventLoop, threading.Thread]:
-        loop = asyncio.new_event_loop()
+        loop = self._loop_factory()
         ready = threading.Event()
 
         def run() -> None:
