@@ -25,7 +25,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import functools
 import importlib
+import json
 import os
 import random
 import secrets
@@ -270,15 +273,20 @@ def bench_erlbridge_sync(
 ) -> dict[str, Sample]:
     """The blocking Node; ``loop_factory`` makes its portal's loop (uvloop's, say)."""
     results: dict[str, Sample] = {}
-    with (
-        Portal("bench-sync", loop_factory=loop_factory) as portal,
-        SyncNode(
-            f"pys{secrets.token_hex(3)}@127.0.0.1",
-            cookie=cluster.cookie,
-            epmd_port=cluster.epmd_port,
-            portal=portal,
-        ) as node,
-    ):
+    with contextlib.ExitStack() as stack:
+        extra: dict[str, Any] = {}
+        if loop_factory is not None:
+            extra["portal"] = stack.enter_context(
+                Portal("bench-sync", loop_factory=loop_factory)  # type: ignore[call-arg]
+            )
+        node = stack.enter_context(
+            SyncNode(
+                f"pys{secrets.token_hex(3)}@127.0.0.1",
+                cookie=cluster.cookie,
+                epmd_port=cluster.epmd_port,
+                **extra,
+            )
+        )
         for name, (m, f, a) in CALLS.items():
             node.rpc(cluster.target, m, f, a)
             lats = []
@@ -410,6 +418,7 @@ def report(results: Results, args: argparse.Namespace) -> str:
         )
         if any(k[0] == i for k in results.samples)
     ]
+    impls += sorted({k[0] for k in results.samples if "[" in k[0]})
     lines = [
         f"Command: `{args.command}` — {args.rounds} round(s) in shuffled order, medians across "
         f"rounds; {args.calls} sequential calls and {args.calls} calls over {CONCURRENCY} "
@@ -465,6 +474,46 @@ def write_section(text: str) -> None:
     path.write_text(doc.rstrip("\n") + "\n\n## Distribution node / rpc\n\n" + body + "\n")
 
 
+@dataclass
+class Remote:
+    """The cluster as a worker process sees it."""
+
+    target: str
+    cookie: str
+    epmd_port: int
+
+
+def worker(kind: str, cluster: Remote, n: int) -> None:
+    """``--worker``: measure this interpreter's erlbridge (whatever PYTHONPATH gives) and
+    print the samples as JSON, for ``--compare``."""
+    bench = bench_erlbridge if kind == "async" else bench_erlbridge_sync
+    measured = bench(cluster, n)  # type: ignore[arg-type]
+    print(json.dumps({call: vars(sample) for call, sample in measured.items()}))
+
+
+def compared(cluster: Cluster, n: int, kind: str, path: str) -> dict[str, Sample]:
+    """Run one contender in a worker process whose ``erlbridge`` comes from ``path``."""
+    out = subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            "--worker",
+            kind,
+            "--calls",
+            str(n),
+            "--worker-cluster",
+            f"{cluster.target},{cluster.cookie},{cluster.epmd_port}",
+        ],
+        env={**os.environ, "PYTHONPATH": path},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=900,
+    ).stdout
+    data = json.loads(out.strip().splitlines()[-1])
+    return {call: Sample(**values) for call, values in data.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
@@ -473,7 +522,21 @@ def main() -> None:
     parser.add_argument("--erldistpy-path", default="/work/peers/erldistpy")
     parser.add_argument("--skip", action="append", default=[], help="contender to leave out")
     parser.add_argument("--write", action="store_true", help="update BENCHMARKS.md")
+    parser.add_argument(
+        "--compare",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="also measure the erlbridge found at PATH (another checkout) as NAME, in the "
+        "same rounds: paired before/after figures",
+    )
+    parser.add_argument("--worker", choices=["async", "sync"], help=argparse.SUPPRESS)
+    parser.add_argument("--worker-cluster", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.worker:
+        target, cookie, port = args.worker_cluster.split(",")
+        worker(args.worker, Remote(target, cookie, int(port)), args.calls)
+        return
     args.command = "python bench/bench_rpc.py " + " ".join(sys.argv[1:])
     contenders: dict[str, Callable[[Cluster], Any]] = {
         "erlang": lambda c: bench_erlang(c, args.calls),  # also gives "erlang-rex"
@@ -486,6 +549,12 @@ def main() -> None:
         "erldistpy": lambda c: bench_erldistpy(c, args.calls, args.erldistpy_path),
         "erl_call": lambda c: bench_erl_call(c, args.erl_call_calls),
     }
+    for spec in args.compare:
+        label, path = spec.split("=", 1)
+        for kind, impl in (("async", "erlbridge"), ("sync", "erlbridge-sync")):
+            contenders[f"{impl}[{label}]"] = functools.partial(
+                lambda c, k, p: compared(c, args.calls, k, p), k=kind, p=path
+            )
     if not Path(args.erldistpy_path, "erldistpy").exists():
         print(f"erldistpy not found under {args.erldistpy_path}: skipped", file=sys.stderr)
         args.skip.append("erldistpy")
