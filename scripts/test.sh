@@ -2,8 +2,9 @@
 # erlbridge's test command (README "Run the tests"; .ci/run calls it).
 #
 # On a fresh Debian machine, as root, it installs what is missing (erlang-nox,
-# erlang-dev, erlang-src, rebar3, docker.io, docker-compose, mmdebstrap, python3-venv), creates the
-# venv (.venv, pip install -e '.[dev]'), starts dockerd when no engine answers, builds
+# erlang-dev, erlang-src, rebar3, docker.io, docker-compose, mmdebstrap, python3-venv, gcc,
+# python3-dev), creates the venv (.venv, pip install -e '.[dev]', which also builds the
+# optional compiled codec), starts dockerd when no engine answers, builds
 # the OTP base images and node images (cached), builds the fixture releases, runs the
 # linters and the whole pytest suite on both backends (local + docker OTP 25, 27, 29),
 # and prints a timing summary. The suite also builds erlbridge's wheel, installs it with
@@ -61,6 +62,10 @@ install_packages() {
   command -v mmdebstrap >/dev/null || missing+=(mmdebstrap)
   command -v python3 >/dev/null || missing+=(python3)
   python3 -c "import venv, ensurepip" >/dev/null 2>&1 || missing+=(python3-venv)
+  # a C compiler and Python's headers build the optional compiled codec
+  command -v cc >/dev/null || missing+=(gcc)
+  python3 -c "import sysconfig, os, sys; sys.exit(not os.path.exists(
+    os.path.join(sysconfig.get_paths()['include'], 'Python.h')))" 2>/dev/null || missing+=(python3-dev)
   if [ ${#missing[@]} -eq 0 ]; then echo "all packages present"; return; fi
   if [ "$(id -u)" != 0 ]; then
     echo "missing packages: ${missing[*]} (run as root or install them)" >&2
@@ -75,7 +80,8 @@ install_packages() {
 setup_venv() {
   local stamp=.venv/.erlbridge-dev-stamp
   local want
-  want=$(sha256sum pyproject.toml | cut -c1-16)
+  # setup.py and the C source too: a change rebuilds the compiled codec in place.
+  want=$(cat pyproject.toml setup.py erlbridge/term/_speedups.c | sha256sum | cut -c1-16)
   if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
   fi
@@ -137,4 +143,7 @@ step "images" build_images
 step "fixtures" bash scripts/build-fixtures.sh
 step "realistic release" build_realistic
 step "lint" lint
+# The codec and protocol suites once more without the compiled codec (the main run
+# uses it when it built): the pure-Python path stays complete and tested.
+step "pure-python codec" env ERLBRIDGE_PURE_PYTHON=1 .venv/bin/pytest tests/term tests/protocol -q
 step "pytest" .venv/bin/pytest --durations=15 "$@"

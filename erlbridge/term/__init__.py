@@ -59,6 +59,12 @@ Notes:
   and re-encode in the form OTP 25+ emits; everything OTP 25+ emits re-encodes to the
   same bytes (checked against golden vectors from real nodes).
 
+The codec runs a compiled fast path (``erlbridge/term/_speedups.c``, built at install
+when a C compiler is present) with the pure-Python code as fallback and reference;
+results and errors are the same either way (the compiled path only needs less of the
+Python stack for deep terms). ``ACCELERATED`` says whether it is in use;
+``ERLBRIDGE_PURE_PYTHON=1`` (read at import) turns it off.
+
 Erlang term *text* (``parse_terms``/``parse_term``/``format_term``) uses the same model:
 ``"abc"`` is an ``ErlString``, ``<<"abc">>``/``<<1,2>>`` are ``bytes``, atoms are
 ``Atom`` (``true``/``false`` are ``bool``), ``[H|T]`` with a non-list ``T`` is an
@@ -68,6 +74,7 @@ Erlang term *text* (``parse_terms``/``parse_term``/``format_term``) uses the sam
 from __future__ import annotations
 
 from erlbridge.exceptions import set_term_formatter as _set_term_formatter
+from erlbridge.term.accelerator import ACCELERATED
 from erlbridge.term.decoder import (
     DEFAULT_MAX_COMPRESSED_SIZE,
     DEFAULT_MAX_DEPTH,
@@ -101,6 +108,7 @@ _set_term_formatter(lambda term: format_term(term, width=1 << 30))
 set_text_formatter(lambda term: format_term(term, width=1 << 30))
 
 __all__ = [
+    "ACCELERATED",
     "DEFAULT_MAX_COMPRESSED_SIZE",
     "DEFAULT_MAX_DEPTH",
     "Atom",

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 from erlbridge.exceptions import DecodeError
+from erlbridge.term.accelerator import speedups
 from erlbridge.term.encoder import encode as _encode
 from erlbridge.term.model import (
     Atom,
@@ -663,7 +664,7 @@ def _decompress(data: Any, pos: int, max_compressed_size: int) -> tuple[bytes, i
     return inner, end
 
 
-def _run(data: Any, pos: int, max_depth: int, max_compressed_size: int) -> tuple[Any, int]:
+def _run_pure(data: Any, pos: int, max_depth: int, max_compressed_size: int) -> tuple[Any, int]:
     """Decode one term whose version byte is at ``pos``; return (term, end)."""
     try:
         if data[pos] != VERSION:
@@ -695,6 +696,37 @@ def _run(data: Any, pos: int, max_depth: int, max_compressed_size: int) -> tuple
     if end > len(data):  # a length ran past the end without an IndexError on the way
         raise _fail("unexpected end of data", len(data))
     return term, end
+
+
+if speedups is None:
+    _run = _run_pure
+else:
+    # The compiled decoder takes the common tags and calls back into this module for
+    # the rest (same atom caches, same tag functions); on any error or odd input it
+    # raises Fallback and the pure decoder runs again, so every DecodeError (message,
+    # offset) is the pure one.
+    speedups.configure_decoder(
+        Atom,
+        ErlString,
+        Pid,
+        Reference,
+        ImproperList,
+        _ATOM_CACHE,
+        _LATIN1_CACHE,
+        _atom_utf8,
+        _atom_latin1,
+        _TABLE,
+        _LIMIT,
+    )
+    _fast_decode = speedups.decode
+    _Fallback = speedups.Fallback
+
+    def _run(data: Any, pos: int, max_depth: int, max_compressed_size: int) -> tuple[Any, int]:
+        try:
+            result: tuple[Any, int] = _fast_decode(data, pos, max_depth)
+        except _Fallback:
+            return _run_pure(data, pos, max_depth, max_compressed_size)
+        return result
 
 
 def decode(

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any, cast
 
 from erlbridge.exceptions import EncodeError
+from erlbridge.term.accelerator import speedups
 from erlbridge.term.model import (
     Atom,
     BitString,
@@ -351,18 +352,7 @@ def _fallback(obj: Any) -> _Encoder:
     raise EncodeError(f"cannot encode {type(obj).__name__} as an Erlang term: {obj!r:.80}")
 
 
-def encode(term: Any, *, compressed: bool | int = False) -> bytes:
-    """Encode ``term`` like ``term_to_binary`` (with the leading 131).
-
-    ``compressed=True`` (zlib level 6) or a level 0..9 gives the ``[compressed]`` form
-    (tag 80), which, like OTP, is used only when it is smaller than the plain
-    encoding. Never send a compressed term over distribution: it kills the connection.
-
-    Raises:
-        EncodeError: a value with no Erlang form (e.g. a set, NaN, an atom over 255
-            characters, an integer over ``binary_to_term``'s size limit, a cyclic or
-            too deeply nested structure, an out-of-range pid field).
-    """
+def _encode_pure(term: Any) -> bytes:
     out = _Out(b"\x83")
     out.parts = []
     try:
@@ -380,9 +370,58 @@ def encode(term: Any, *, compressed: bool | int = False) -> bytes:
         raise EncodeError(f"value out of range for the External Term Format: {exc}") from None
     if out.parts:
         out.parts.append(out)
-        plain = b"".join(out.parts)
-    else:
-        plain = bytes(out)
+        return b"".join(out.parts)
+    return bytes(out)
+
+
+def _encode_piece(obj: Any) -> bytes | bytearray:
+    """The bytes of one term (no 131) by the pure encoder: the compiled encoder's
+    callback for the types it does not take."""
+    out = _Out()
+    out.parts = []
+    fn = _ENCODERS.get(type(obj))
+    if fn is None:
+        fn = _fallback(obj)
+    fn(obj, out)
+    if out.parts:
+        out.parts.append(out)
+        return b"".join(out.parts)
+    return out
+
+
+if speedups is None:
+    _encode_plain = _encode_pure
+else:
+    # The compiled encoder takes the common types, reads the same atom cache and calls
+    # _encode_piece for the rest; on any error it raises Fallback and the pure encoder
+    # runs again, so every EncodeError is the pure one.
+    speedups.configure_encoder(
+        Atom, ErlString, Pid, Reference, _ATOM_BYTES, _atom_bytes, _encode_piece
+    )
+    _fast_encode = speedups.encode
+    _Fallback = speedups.Fallback
+
+    def _encode_plain(term: Any) -> bytes:
+        try:
+            result: bytes = _fast_encode(term)
+        except _Fallback:
+            return _encode_pure(term)
+        return result
+
+
+def encode(term: Any, *, compressed: bool | int = False) -> bytes:
+    """Encode ``term`` like ``term_to_binary`` (with the leading 131).
+
+    ``compressed=True`` (zlib level 6) or a level 0..9 gives the ``[compressed]`` form
+    (tag 80), which, like OTP, is used only when it is smaller than the plain
+    encoding. Never send a compressed term over distribution: it kills the connection.
+
+    Raises:
+        EncodeError: a value with no Erlang form (e.g. a set, NaN, an atom over 255
+            characters, an integer over ``binary_to_term``'s size limit, a cyclic or
+            too deeply nested structure, an out-of-range pid field).
+    """
+    plain = _encode_plain(term)
     if compressed is False:
         return plain
     level = 6 if compressed is True else int(compressed)
