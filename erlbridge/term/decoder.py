@@ -11,6 +11,11 @@ before it is used, and a compressed term's declared size is capped. Reading past
 end of the buffer raises ``IndexError``/``struct.error`` inside the tag functions;
 the entry points turn those into ``DecodeError`` at offset ``len(data)`` (the only
 place such a read can fail).
+
+One module on purpose (over 600 lines): the tag functions and the table that dispatches
+to them are one unit, read together; they call each other through module globals, which
+is also what keeps the pure hot path fast. The compiled codec (``accelerator.py``) takes
+the common tags and hands every other one back to these functions.
 """
 
 from __future__ import annotations
