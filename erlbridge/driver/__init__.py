@@ -4,8 +4,9 @@ Public names are re-exported here; :class:`Driver` is in :mod:`erlbridge.driver.
 It needs of a node only the methods of :class:`~erlbridge.driver.node_api.DriverNode`.
 Pure logic (no I/O): ``run_report`` (outcomes, the report), ``rendering``,
 ``journal_records``, ``barrier_book``, ``policy``, ``replies`` and ``script_rewrite``.
-The Driver composes ``run`` (one operation run: journal, steps, phases, report),
-``release_ops``, ``tarball`` and ``dry_run`` (release mode), ``direct_ops`` and
+The Driver hands each operation a ``fleet`` (its settings) and composes ``run`` (one
+operation run: journal, steps, phases, report), ``release_run`` with ``release_ops``,
+``tarball`` and ``dry_run`` (release mode), ``direct_run`` with ``direct_ops`` and
 ``barrier_service`` (direct mode), ``readiness`` and ``plan_check`` (read-only checks).
 See docs/internals/architecture.md#the-driver.
 """

@@ -24,52 +24,38 @@ Contracts shared by every operation:
   Python ``release_handler`` participant answers every target still installing. Work
   already started *on a target* (an rpc in flight) is not undone; the journal shows it
   as started without finished (in doubt).
+
+:class:`Driver` holds the options and documents each operation; their code is in
+:mod:`.release_run` (release mode) and :mod:`.direct_run` (direct mode), given a
+:class:`~erlbridge.driver.fleet.Fleet` (the settings when the operation starts).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import re
-import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from erlbridge.driver import direct_ops
-from erlbridge.driver.barrier_service import BarrierService
-from erlbridge.driver.dry_run import check_release
+from erlbridge.driver import direct_run, release_run
+from erlbridge.driver.fleet import Fleet, node_name
 from erlbridge.driver.node_api import DriverNode
 from erlbridge.driver.policy import Policy
 from erlbridge.driver.readiness import ReadinessReport, gather_readiness
-from erlbridge.driver.release_ops import PySync, ReleaseOps
-from erlbridge.driver.remote_calls import Caller, StepFailed, charlist, text_of
-from erlbridge.driver.rendering import jsonable
-from erlbridge.driver.run import Run, UnitFn, now
+from erlbridge.driver.release_run import CHUNK_BYTES
+from erlbridge.driver.remote_calls import Caller
+from erlbridge.driver.run import now
 from erlbridge.driver.run_report import RunReport
-from erlbridge.driver.script_rewrite import (
-    find_barriers,
-    name_of,
-    rewrite_barriers,
-    script_libs,
-    script_terms,
-    strip_barriers,
-    suspended_modules,
-    touched_modules,
-)
+from erlbridge.driver.script_rewrite import name_of, script_terms, touched_modules
 from erlbridge.driver.tarball import Tarball
-from erlbridge.exceptions import ScriptError
 from erlbridge.term import Atom
-from erlbridge.upgrade import Phase
 
 __all__ = ["Driver", "discover"]
 
 # The logger keeps the name it had under erlbridge.asyncio: logging configs name it.
 logger = logging.getLogger("erlbridge.asyncio.driver.driver")
-
-CHUNK_BYTES = 1 << 20
 
 
 async def discover(
@@ -91,7 +77,7 @@ async def discover(
         names = await node.rpc(seed, "erlang", "nodes", [Atom("connected")], timeout=timeout)
     else:
         names = await node.rpc(seed, "erlang", "nodes", [], timeout=timeout)
-    me = str(_node_name(node))
+    me = node_name(node)
     out = [seed, *sorted(name_of(n) for n in names if name_of(n) not in (me, seed))]
     if filter is None:
         return out
@@ -99,14 +85,6 @@ async def discover(
         rx = re.compile(filter)
         return [n for n in out if rx.search(n)]
     return [n for n in out if filter(n)]
-
-
-def _node_name(node: object) -> str:
-    for attr in ("name", "node_name"):
-        v = getattr(node, attr, None)
-        if v:
-            return name_of(v)
-    raise TypeError("the Node has no name attribute")
 
 
 class Driver:
@@ -158,54 +136,35 @@ class Driver:
         self.caller = Caller(node)
         self.log = logger or globals()["logger"]
 
-    # ------------------------------------------------------------------ machinery
-
-    def _release(self) -> ReleaseOps:
-        """Release-mode calls with this driver's caller, logger and restart timeouts."""
-        return ReleaseOps(
-            self.caller,
-            self.log,
-            restart_timeout=self.restart_timeout,
-            restart_grace=self.restart_grace,
-        )
-
-    async def _two_phase(
-        self,
-        op: str,
-        prep: Sequence[str],
-        prep_unit: UnitFn | None,
-        exe: Sequence[str],
-        exe_unit: UnitFn,
-        *,
-        extra: Mapping[str, Any] | None = None,
-        around_exec: Callable[[Run], contextlib.AbstractAsyncContextManager[Any]] | None = None,
-    ) -> RunReport:
-        """Start a :class:`Run` of ``op`` with this driver's settings and run its two
-        phases (see :meth:`Run.two_phase`)."""
-        run = Run.start(
-            op,
+    def _fleet(self) -> Fleet:
+        """This driver's settings as they are now, for one operation."""
+        return Fleet(
+            node=self.node,
             targets=self.targets,
             policy=self.policy,
+            caller=self.caller,
+            log=self.log,
             dry_run=self.dry_run,
             journal_path=self.journal_path,
             resume=self.resume,
-            log=self.log,
-        )
-        return await run.two_phase(
-            prep, prep_unit, exe, exe_unit, extra=extra, around_exec=around_exec
+            barrier_timeout=self.barrier_timeout,
+            restart_timeout=self.restart_timeout,
+            restart_grace=self.restart_grace,
+            push_root=self.push_root,
         )
 
     # ------------------------------------------------------------------ readiness
 
     async def readiness(self, script: Any = None) -> ReadinessReport:
         """Readiness of every target (see :mod:`.readiness`); never raises for a node."""
+        fleet = self._fleet()
         touched = touched_modules(script_terms(script)) if script is not None else []
         deadline = now() + self.policy.node_timeout
         sem = asyncio.Semaphore(self.policy.concurrency or len(self.targets) or 1)
 
         async def one(n: str) -> Any:
             async with sem:
-                await self._connect(n, deadline)
+                await fleet.connect(n, deadline)
                 return await gather_readiness(self.caller, n, touched, deadline=deadline)
 
         nodes = await asyncio.gather(*(one(n) for n in self.targets))
@@ -219,38 +178,16 @@ class Driver:
         ``sys:get_status`` (release_handler_1's default suspend timeout is 5 s)."""
         from erlbridge.driver.plan_check import check_plan  # noqa: PLC0415
 
+        fleet = self._fleet()
         return await check_plan(
             self.caller,
             self.targets,
             plan,
-            connect=self._connect,
+            connect=fleet.connect,
             node_timeout=self.policy.node_timeout,
             concurrency=self.policy.concurrency,
             suspend_timeout=suspend_timeout,
         )
-
-    async def _dirs_present(self, path: str) -> dict[str, bool]:
-        """``{target: is path a directory there}``; True where it cannot be asked (the
-        caller then leaves the directory alone)."""
-        deadline = now() + self.policy.node_timeout
-
-        async def one(n: str) -> bool:
-            await self._connect(n, deadline)
-            try:
-                found = await self.caller.rpc(
-                    n, "filelib", "is_dir", [charlist(path)], deadline=deadline
-                )
-            except StepFailed:
-                return True
-            return found is not False
-
-        found = await asyncio.gather(*(one(n) for n in self.targets))
-        return dict(zip(self.targets, found, strict=True))
-
-    async def _connect(self, target: str, deadline: float) -> None:
-        with contextlib.suppress(Exception):
-            async with asyncio.timeout_at(deadline):
-                await self.node.connect(target)
 
     # ------------------------------------------------------------------ direct mode
 
@@ -287,163 +224,16 @@ class Driver:
         running on a target.
         Raises ScriptError for offline validation failures.
         """
-        if hasattr(script, "validate"):
-            script.validate()
-        terms = script_terms(script)
-        barriers = find_barriers(terms)
-        me = _node_name(self.node)
-        direct_ops.check_barriers(barriers, self.targets, self.policy, me=me)
-        libs = script_libs(terms)
-        suspended_mods = suspended_modules(terms)
-        pushed = {app: direct_ops.beam_files(src) for app, src in (push_code or {}).items()}
-        for app in pushed:
-            if app not in libs:
-                raise ScriptError(
-                    f"push_code for {app}, which the script does not load", rule="push_unused"
-                )
-        opts: list[Any] = [(Atom("update_paths"), Atom("true" if update_paths else "false"))]
-        if suspend_timeout is not None:
-            opts.append((Atom("suspend_timeout"), _ms(suspend_timeout)))
-        if code_change_timeout is not None:
-            opts.append((Atom("code_change_timeout"), _ms(code_change_timeout)))
-        check_terms = strip_barriers(terms)
-        b_timeout = barrier_timeout or self.barrier_timeout
-        # The Python side fails a waiter at b_timeout (with a clear reason); the target-side
-        # call timeout is a little later, the backstop if the Python node is gone.
-        target_timeout = b_timeout + max(1.0, 0.1 * b_timeout)
-        service: BarrierService | None = None
-        run_tag = uuid.uuid4().hex[:8]
-
-        # A dry run must leave the targets as found: the pushed copy (check_script reads
-        # it from disk) is removed after the preflight, and the push root too where this
-        # run created it (looked at before any node's push: nodes may share a host).
-        clean_up = bool(pushed) and self.dry_run
-        had_root = await self._dirs_present(self.push_root) if clean_up else {}
-
-        async def prepare(run: Run, n: str, deadline: float) -> None:
-            try:
-                await prepare_node(run, n, deadline)
-            finally:
-                if clean_up:
-                    await run.step(
-                        n,
-                        "remove_pushed",
-                        lambda: direct_ops.remove_pushed(
-                            self.caller,
-                            n,
-                            push_root=self.push_root,
-                            run_tag=run_tag,
-                            keep_root=had_root.get(n, True),
-                            deadline=deadline,
-                        ),
-                    )
-
-        async def prepare_node(run: Run, n: str, deadline: float) -> None:
-            await self._connect(n, deadline)
-            d = run.data.setdefault(n, {})
-            if pushed:
-                ok = await run.step(
-                    n,
-                    "push",
-                    lambda: direct_ops.push(
-                        self.caller,
-                        n,
-                        pushed,
-                        libs,
-                        run_tag=run_tag,
-                        d=d,
-                        push_root=self.push_root,
-                        deadline=deadline,
-                    ),
-                )
-                if not ok:
-                    return
-            ok = await run.step(
-                n,
-                "lib_dirs",
-                lambda: direct_ops.lib_dirs(
-                    self.caller, n, libs, lib_dirs or {}, d=d, deadline=deadline
-                ),
-            )
-            if ok:
-                await run.step(
-                    n,
-                    "preflight",
-                    lambda: direct_ops.check_script(
-                        self.caller, n, check_terms, d["libdirs"], deadline
-                    ),
-                )
-
-        async def execute(run: Run, n: str, deadline: float) -> None:
-            d = run.data.setdefault(n, {})
-            script_n = terms
-            if service is not None:
-                script_n = rewrite_barriers(
-                    terms,
-                    barrier_name=service.name_for(n),
-                    py_node=me,
-                    target=n,
-                    timeout_ms=_ms(target_timeout),
-                )
-            try:
-                await run.step(
-                    n,
-                    "eval",
-                    lambda: direct_ops.eval_script(
-                        self.caller,
-                        run.outputs,
-                        n,
-                        script_n,
-                        d["libdirs"],
-                        opts=opts,
-                        deadline=deadline,
-                    ),
-                )
-            finally:
-                if service is not None:
-                    service.node_gone(n, "finished")
-            last = run.steps[n][-1]
-            if (
-                resume_on_failure
-                and suspended_mods
-                and last.step == "eval"
-                and last.error is not None
-                and last.error.phase is not Phase.BEFORE_POINT_OF_NO_RETURN
-            ):
-                # release_handler would restart the node here; in direct mode the processes
-                # the script suspended would stay suspended: resume them.
-                await run.step(
-                    n,
-                    "resume_suspended",
-                    lambda: self.caller.expr(
-                        n,
-                        direct_ops.RESUME_SUSPENDED,
-                        {"Mods": [Atom(m) for m in suspended_mods]},
-                        deadline=now() + self.policy.node_timeout,
-                    ),
-                )
-
-        @contextlib.asynccontextmanager
-        async def around(run: Run) -> Any:
-            nonlocal service
-            if not barriers:
-                yield None
-                return
-            async with BarrierService(
-                self.node, self.targets, run.journal.run, timeout=b_timeout
-            ) as service:
-                yield service
-
-        prep = (["push"] if pushed else []) + ["lib_dirs", "preflight"]
-        prep += ["remove_pushed"] if clean_up else []
-        return await self._two_phase(
-            "run_script",
-            prep,
-            prepare,
-            ["eval"],
-            execute,
-            extra={"barriers": [jsonable(b.id) for b in barriers], "libs": libs},
-            around_exec=around,
+        return await direct_run.run_script(
+            self._fleet(),
+            script,
+            push_code=push_code,
+            lib_dirs=lib_dirs,
+            suspend_timeout=suspend_timeout,
+            code_change_timeout=code_change_timeout,
+            update_paths=update_paths,
+            barrier_timeout=barrier_timeout,
+            resume_on_failure=resume_on_failure,
         )
 
     # ------------------------------------------------------------------ release mode
@@ -489,7 +279,8 @@ class Driver:
         it to come back (``restart_timeout``) and the step's value is its
         ``which_releases``; else it was before PONR (old code still runs).
         """
-        return await self._install(
+        return await release_run.install(
+            self._fleet(),
             "upgrade",
             release,
             permanent=permanent,
@@ -506,147 +297,23 @@ class Driver:
         """Install an older, still unpacked release ``vsn`` (its relup down-script) on every
         target; same options as :meth:`upgrade`. The report and the journal name the
         operation ``downgrade:<vsn>``."""
-        return await self._install("downgrade", vsn, **kwargs)
-
-    async def _install(
-        self,
-        kind: str,
-        release: str | os.PathLike[str] | Tarball,
-        *,
-        permanent: bool = True,
-        purge: bool = False,
-        suspend_timeout: float | None = None,
-        code_change_timeout: float | None = None,
-        update_paths: bool = False,
-        error_action: str = "restart",
-        chunk_bytes: int = CHUNK_BYTES,
-        python_sync: Iterable[Any] | None = None,
-    ) -> RunReport:
-        """:meth:`upgrade` and :meth:`downgrade`; ``kind`` names the operation."""
-        tar = _tarball(release)
-        opts: list[Any] = [
-            (Atom("error_action"), Atom(error_action)),
-            (Atom("update_paths"), Atom("true" if update_paths else "false")),
-        ]
-        if suspend_timeout is not None:
-            opts.append((Atom("suspend_timeout"), _ms(suspend_timeout)))
-        if code_change_timeout is not None:
-            opts.append((Atom("code_change_timeout"), _ms(code_change_timeout)))
-        rel = self._release()
-        label = (tar.stem or tar.name) if tar is not None else str(release)
-        c = self.policy.concurrency
-        partial = self.policy.canary or (c is not None and c < len(self.targets))
-
-        async def prepare(run: Run, n: str, deadline: float) -> None:
-            await self._connect(n, deadline)
-            d = run.data.setdefault(n, {})
-            if tar is not None:
-                if not await run.step(
-                    n, "upload", lambda: rel.upload(n, tar, chunk_bytes, deadline)
-                ):
-                    return
-                if not await run.step(n, "unpack", lambda: rel.unpack(n, tar, d, deadline)):
-                    return
-                if run.steps[n][-1].resumed:
-                    d["vsn"] = text_of(run.steps[n][-1].value)
-            else:
-                d["vsn"] = str(release)
-            await run.step(
-                n,
-                "check_install",
-                lambda: rel.check_install(
-                    n, d["vsn"], purge=purge, partial=partial, deadline=deadline
-                ),
-            )
-
-        async def dry_prepare(run: Run, n: str, deadline: float) -> None:
-            # Read-only on the target: nothing uploaded, unpacked or purged.
-            await self._connect(n, deadline)
-            if tar is not None:
-                await run.step(
-                    n,
-                    "check_release",
-                    lambda: check_release(rel, n, tar, partial=partial, deadline=deadline),
-                )
-            else:
-                await run.step(
-                    n,
-                    "check_install",
-                    lambda: rel.check_install(
-                        n, str(release), purge=False, partial=partial, deadline=deadline
-                    ),
-                )
-
-        async def execute(run: Run, n: str, deadline: float) -> None:
-            d = run.data[n]
-            d["installing"] = True  # seen by PySync on every exit path
-            try:
-                ok = await run.step(n, "install", lambda: rel.install(n, d["vsn"], opts, deadline))
-            finally:
-                d["installing"] = False
-            if ok and permanent:
-                await run.step(
-                    n, "make_permanent", lambda: rel.make_permanent(n, d["vsn"], deadline)
-                )
-
-        if self.dry_run:
-            prep = ["check_release" if tar is not None else "check_install"]
-        else:
-            prep = (["upload", "unpack"] if tar is not None else []) + ["check_install"]
-        exe = ["install"] + (["make_permanent"] if permanent else [])
-        sync_ids = list(python_sync or [])
-        if tar is not None:
-            sync_ids += [i for i in tar.python_sync_ids(_node_name(self.node)) if i not in sync_ids]
-
-        def around(run: Run) -> contextlib.AbstractAsyncContextManager[Any]:
-            if not sync_ids:
-                return contextlib.nullcontext()
-            return PySync(self.node, sync_ids, run, me=_node_name(self.node))
-
-        return await self._two_phase(
-            f"{kind}:{label}",
-            prep,
-            dry_prepare if self.dry_run else prepare,
-            exe,
-            execute,
-            around_exec=around,
-        )
+        return await release_run.install(self._fleet(), "downgrade", vsn, **kwargs)
 
     async def unpack(
         self, tarball: str | os.PathLike[str] | Tarball, *, chunk_bytes: int = CHUNK_BYTES
     ) -> RunReport:
         """Upload and unpack a release tarball on every target (no install; checked on the
         host first, as in :meth:`upgrade`)."""
-        tar = _tarball(tarball)
-        if tar is None:
-            raise ValueError(f"{tarball}: not a release tarball path (.tar.gz / .tgz)")
-        rel = self._release()
-
-        async def unit(run: Run, n: str, deadline: float) -> None:
-            await self._connect(n, deadline)
-            if await run.step(n, "upload", lambda: rel.upload(n, tar, chunk_bytes, deadline)):
-                await run.step(
-                    n, "unpack", lambda: rel.unpack(n, tar, run.data.setdefault(n, {}), deadline)
-                )
-
-        return await self._two_phase(
-            f"unpack:{tar.stem or tar.name}", [], None, ["upload", "unpack"], unit
-        )
+        return await release_run.unpack(self._fleet(), tarball, chunk_bytes)
 
     async def make_permanent(self, vsn: str) -> RunReport:
         """``release_handler:make_permanent(Vsn)`` on every target (and, for a relx
         release, its start script: see :meth:`ReleaseOps.point_start_script`)."""
-        rel = self._release()
-
-        async def unit(run: Run, n: str, deadline: float) -> None:
-            await self._connect(n, deadline)
-            await run.step(n, "make_permanent", lambda: rel.make_permanent(n, vsn, deadline))
-
-        return await self._two_phase(f"make_permanent:{vsn}", [], None, ["make_permanent"], unit)
+        return await release_run.make_permanent(self._fleet(), vsn)
 
     async def remove_release(self, vsn: str) -> RunReport:
         """``release_handler:remove_release(Vsn)`` on every target."""
-        return await self._simple("remove_release", vsn)
+        return await release_run.release_handler_call(self._fleet(), "remove_release", vsn)
 
     async def reboot_old_release(self, vsn: str) -> RunReport:
         """``release_handler:reboot_old_release(Vsn)``: the node makes the old release
@@ -665,31 +332,11 @@ class Driver:
         nothing restarted it).
         The node deadline (``node_timeout``) bounds the whole step, restart included.
         """
-        rel = self._release()
-
-        async def unit(run: Run, n: str, deadline: float) -> None:
-            await self._connect(n, deadline)
-            await run.step(
-                n,
-                "reboot_old_release",
-                lambda: rel.reboot_old_release(
-                    n, vsn, deadline, node_timeout=self.policy.node_timeout
-                ),
-            )
-
-        return await self._two_phase(
-            f"reboot_old_release:{vsn}", [], None, ["reboot_old_release"], unit
-        )
+        return await release_run.reboot_old_release(self._fleet(), vsn)
 
     async def which_releases(self) -> RunReport:
         """``which_releases`` of every target as a report (value: ``[(name, vsn, status)]``)."""
-        rel = self._release()
-
-        async def unit(run: Run, n: str, deadline: float) -> None:
-            await self._connect(n, deadline)
-            await run.step(n, "which_releases", lambda: rel.which_releases(n, deadline))
-
-        return await self._two_phase("which_releases", [], None, ["which_releases"], unit)
+        return await release_run.which_releases(self._fleet())
 
     async def upgrade_app(
         self,
@@ -708,66 +355,4 @@ class Driver:
         ``<push_root>/<run>/<node>/<app>-<vsn>/ebin`` on each target first (step ``push``).
         Value: the unpurged modules. Errors carry before/after point_of_no_return.
         """
-        if (new_dir is None) == (push_code is None):
-            raise ValueError("give exactly one of new_dir and push_code")
-        files = direct_ops.beam_files(push_code) if push_code is not None else {}
-        vsn = direct_ops.app_vsn(files, app) if files else ""
-        run_tag = uuid.uuid4().hex[:8]
-
-        async def unit(run: Run, n: str, deadline: float) -> None:
-            await self._connect(n, deadline)
-            d = run.data.setdefault(n, {})
-            target_dir = new_dir
-            if files:
-                if not await run.step(
-                    n,
-                    "push",
-                    lambda: direct_ops.push(
-                        self.caller,
-                        n,
-                        {app: files},
-                        {app: vsn},
-                        run_tag=run_tag,
-                        d=d,
-                        push_root=self.push_root,
-                        deadline=deadline,
-                    ),
-                ):
-                    return
-                target_dir = d["pushed"][app]
-            assert target_dir is not None
-            await run.step(
-                n,
-                "upgrade_app",
-                lambda: direct_ops.upgrade_app(self.caller, n, app, target_dir, deadline),
-            )
-
-        steps = (["push"] if files else []) + ["upgrade_app"]
-        return await self._two_phase(f"upgrade_app:{app}", [], None, steps, unit)
-
-    async def _simple(self, function: str, vsn: str) -> RunReport:
-        """``release_handler:Function(Vsn)`` on every target, one step."""
-        rel = self._release()
-
-        async def unit(run: Run, n: str, deadline: float) -> None:
-            await self._connect(n, deadline)
-            await run.step(n, function, lambda: rel.rh(n, function, [charlist(vsn)], deadline))
-
-        return await self._two_phase(f"{function}:{vsn}", [], None, [function], unit)
-
-
-def _tarball(release: str | os.PathLike[str] | Tarball) -> Tarball | None:
-    """The checked tarball ``release`` names, or None for a version (a plain string not
-    ending in ``.tar.gz`` / ``.tgz``). Raises FileNotFoundError, BadReleaseTarball."""
-    if isinstance(release, Tarball):
-        return release
-    if isinstance(release, str) and not release.endswith((".tar.gz", ".tgz")):
-        return None
-    path = Path(release)
-    if not path.is_file():
-        raise FileNotFoundError(path)
-    return Tarball.load(path)
-
-
-def _ms(seconds: float) -> int:
-    return max(1, round(seconds * 1000))
+        return await release_run.upgrade_app(self._fleet(), app, new_dir, push_code)

@@ -17,6 +17,10 @@ instructions: they expand, as ``systools_rc`` does for ``add_application`` /
 ``remove_application`` (docs/internals/otp-facts.md#high-level-instructions), into
 ``apply`` / ``remove`` / ``purge`` /
 ``load`` instructions (:meth:`ApplicationInstruction.expand`).
+
+Why one module (~740 lines): it is the table of every instruction a script may hold, read
+as a whole; the classes share the base, the field checks and the ``from_term`` dispatch,
+and the application instructions expand into the low-level classes here.
 """
 
 from __future__ import annotations

@@ -8,6 +8,10 @@ parses the reply term: :meth:`parse_reply` returns a typed result or raises
 docs/internals/otp-facts.md#where-release_handler-calls-run and
 docs/internals/otp-facts.md#release-operations. A ``{badrpc, _}`` is the rpc layer's
 business, not parsed here.
+
+Why one module (~650 lines): one small class per ``release_handler`` call, all sharing the
+reply helpers (``{ok, _}`` / ``{error, _}`` shapes, error mapping); splitting the script
+calls from the release calls would make those helpers public for no reader's gain.
 """
 
 from __future__ import annotations
