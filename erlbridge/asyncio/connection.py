@@ -4,6 +4,11 @@
 :mod:`erlbridge.protocol.connection`), hands the events to the owner and flushes what the
 core queued. Writes made outside ``data_received`` are batched into one ``transport.write``
 per loop iteration.
+
+Reads go into a buffer the connection owns (``asyncio.BufferedProtocol``): a plain
+``Protocol`` makes asyncio allocate 256 KiB for every ``recv`` and shrink it, which glibc
+may serve with a fresh ``mmap`` each time (two page faults and ~35 µs of kernel time per
+small rpc reply, measured here, depending on the allocator's history).
 """
 
 from __future__ import annotations
@@ -23,6 +28,10 @@ __all__ = ["ConnectionOwner", "DistProtocol"]
 
 logger = logging.getLogger(__name__)
 
+#: bytes read at once during the handshake, and once the connection is up
+HANDSHAKE_READ = 4 * 1024
+READ_SIZE = 64 * 1024
+
 
 class ConnectionOwner(Protocol):
     """What a :class:`DistProtocol` reports to (the node)."""
@@ -40,7 +49,7 @@ class ConnectionOwner(Protocol):
     def on_down(self, proto: DistProtocol, reason: Any) -> None: ...
 
 
-class DistProtocol(asyncio.Protocol):
+class DistProtocol(asyncio.BufferedProtocol):
     """One TCP (or TLS: ``packet_bytes=4``) distribution connection."""
 
     def __init__(
@@ -72,6 +81,7 @@ class DistProtocol(asyncio.Protocol):
         self._paused = False
         self._drain_waiters: list[asyncio.Future[None]] = []
         self._closed = False
+        self._read_view = memoryview(bytearray(HANDSHAKE_READ))
 
     def __repr__(self) -> str:
         return f"<DistProtocol {self.peer_node} {'up' if self.conn else 'handshake'}>"
@@ -92,6 +102,14 @@ class DistProtocol(asyncio.Protocol):
     def _setup_expired(self) -> None:
         if self.conn is None and not self._closed:
             self.abort(HandshakeError(f"handshake not completed within {self.setup_timeout:g} s"))
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        if self.conn is not None and len(self._read_view) < READ_SIZE:
+            self._read_view = memoryview(bytearray(READ_SIZE))
+        return self._read_view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data_received(self._read_view[:nbytes].tobytes())
 
     def data_received(self, data: bytes) -> None:
         conn = self.conn

@@ -54,7 +54,10 @@ async def start_daemon(epmd_port: int | None = None, *, timeout: float = 5.0) ->
             "(install Erlang, start epmd, or use listen=False for outgoing connections only)"
         )
     proc = await asyncio.create_subprocess_exec(
-        exe, "-daemon", "-port", str(port),
+        exe,
+        "-daemon",
+        "-port",
+        str(port),
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.DEVNULL,

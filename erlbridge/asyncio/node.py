@@ -224,14 +224,14 @@ class Node:
         alive, host = self.name.split("@", 1)
         if self.listen:
             bind = self.listen_host or (host if _is_ip(host) else None)
-            factory: Callable[[], asyncio.Protocol] = self._peers.incoming
+            factory: Callable[[], asyncio.BaseProtocol] = self._peers.incoming
             server_tls: dict[str, Any] = {}
             if self.tls is not None:
                 server_ssl = self.tls.server_context()
                 incoming, timeout = self._peers.incoming, self.tls.handshake_timeout
                 if accepts_with_start_tls(self._loop):
 
-                    def factory() -> asyncio.Protocol:
+                    def factory() -> asyncio.BaseProtocol:
                         return TLSAcceptor(
                             incoming, server_ssl, handshake_timeout=timeout, log=self.log
                         )

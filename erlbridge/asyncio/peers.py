@@ -297,7 +297,7 @@ class Peers:
 
     # -- incoming connections (ConnectionOwner) -------------------------------------------
 
-    def incoming(self) -> asyncio.Protocol:
+    def incoming(self) -> DistProtocol | Refuse:
         """The protocol for a new incoming connection (the listener's factory)."""
         if len(self.handshaking) >= self.settings.max_pending_handshakes:
             # Unauthenticated connections cost a socket each until setup_timeout: cap them

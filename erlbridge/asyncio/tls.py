@@ -25,7 +25,7 @@ import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from erlbridge.exceptions import TLSError
 
@@ -87,8 +87,12 @@ class TLSOptions:
         else:
             raise ValueError(f"{path} has no {side!r} section")
         fields: dict[str, Any] = {}
-        for erl, ours in (("cacertfile", "ca_file"), ("certfile", "cert_file"),
-                          ("keyfile", "key_file"), ("password", "key_password")):
+        for erl, ours in (
+            ("cacertfile", "ca_file"),
+            ("certfile", "cert_file"),
+            ("keyfile", "key_file"),
+            ("password", "key_password"),
+        ):
             if erl in opts:
                 fields[ours] = _text(opts[erl])
         if opts.get("verify") == "verify_none":
@@ -192,6 +196,16 @@ def accepts_with_start_tls(loop: asyncio.AbstractEventLoop) -> bool:
     return isinstance(loop, asyncio.BaseEventLoop)
 
 
+class StreamTarget(Protocol):
+    """What the acceptor hands the TLS transport to (the distribution connection)."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None: ...
+
+    def data_received(self, data: bytes) -> None: ...
+
+    def connection_lost(self, exc: Exception | None) -> None: ...
+
+
 class TLSAcceptor(asyncio.Protocol):
     """Server side: accept TCP, run the TLS handshake, then hand the TLS transport to the
     protocol made by ``factory``.
@@ -203,7 +217,7 @@ class TLSAcceptor(asyncio.Protocol):
 
     def __init__(
         self,
-        factory: Callable[[], asyncio.Protocol],
+        factory: Callable[[], StreamTarget],
         context: ssl.SSLContext,
         *,
         handshake_timeout: float,
@@ -217,7 +231,7 @@ class TLSAcceptor(asyncio.Protocol):
         self._log = log or logger
         self._buffer: list[bytes] = []
         self._lost = False
-        self._target: asyncio.Protocol | None = None
+        self._target: StreamTarget | None = None
         self._task: asyncio.Task[None] | None = None
         self._peer = "?"
 
@@ -254,7 +268,7 @@ class TLSAcceptor(asyncio.Protocol):
             return
         target = self._factory()
         self._target = target
-        tls_transport.set_protocol(target)
+        tls_transport.set_protocol(cast(asyncio.BaseProtocol, target))
         target.connection_made(tls_transport)
         for chunk in self._buffer:
             target.data_received(chunk)
@@ -278,4 +292,3 @@ class TLSAcceptor(asyncio.Protocol):
 
     def eof_received(self) -> bool | None:
         return None
-
