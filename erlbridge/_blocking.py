@@ -3,7 +3,7 @@
 A blocking class (:class:`Twin` subclass) wraps one asyncio object (``_inner``) and the
 :class:`~erlbridge._portal.Portal` whose loop runs it (``_portal``). Its methods are not
 written out: each is made from the asyncio method it forwards to, in one line, e.g.
-``rpc = awaits(aio.Node.rpc, start=True)``. The twin gets that method's parameters,
+``connect = awaits(aio.Node.connect, start=True)``. The twin gets that method's parameters,
 defaults, annotations and docstring at runtime (``inspect.signature``, ``help()``), and
 mypy sees the same parameters through ``ParamSpec``. A parameter added to the asyncio API
 therefore reaches the blocking API with no edit here (see

@@ -98,8 +98,8 @@ def _rpc_fast(node: Node, a: dict[str, Any]) -> Any:
     """``Node.rpc`` without a task: the loop thread starts the call (``begin_rpc``) and the
     reply handler hands the value to this thread; FALLBACK when it cannot start that way
     (not connected yet, output capture, erpc): then the coroutine runs."""
-    if a["capture_output"]:
-        return FALLBACK
+    if a["capture_output"] or type(a["args"]) not in (list, tuple):
+        return FALLBACK  # (any other iterable is read once, by the coroutine path)
     inner = node._inner
     handoff: Handoff[Any] = Handoff()
     started: list[Callable[[], None]] = []

@@ -86,6 +86,9 @@ def test_it_steps_aside_for_capture_and_bad_arguments(
     before = dict(counted)
     result = node.rpc(target, "io", "format", ["x~n"], capture_output=True)
     assert result.output == "x\n" and counted == before  # never offered to begin_rpc
+    # args given as a one-shot iterable: read once, by the coroutine path
+    assert node.rpc(target, "lists", "reverse", (x for x in [[1, 2]])) == [2, 1]  # type: ignore[arg-type]
+    assert counted == before
     with pytest.raises(TypeError, match="unexpected keyword"):
         node.rpc(target, "erlang", "node", [], bogus=1)  # type: ignore[call-arg]
     with pytest.raises(TypeError):
