@@ -98,6 +98,25 @@ set_obj(PyObject *obj, PyObject **target)
     Py_XSETREF(*target, obj);
 }
 
+/* The model types both directions build or read, and their slots' offsets. */
+static int
+set_model_types(PyObject *atom, PyObject *string, PyObject *pid, PyObject *ref)
+{
+    if (set_type(atom, &atom_type) || set_type(string, &string_type) ||
+        set_type(pid, &pid_type) || set_type(ref, &ref_type))
+        return -1;
+    if (slot_offset(string_type, "_text", &off_text) ||
+        slot_offset(pid_type, "node", &off_pid_node) ||
+        slot_offset(pid_type, "id", &off_pid_id) ||
+        slot_offset(pid_type, "serial", &off_pid_serial) ||
+        slot_offset(pid_type, "creation", &off_pid_creation) ||
+        slot_offset(ref_type, "node", &off_ref_node) ||
+        slot_offset(ref_type, "creation", &off_ref_creation) ||
+        slot_offset(ref_type, "ids", &off_ref_ids))
+        return -1;
+    return 0;
+}
+
 static PyObject *
 configure_decoder(PyObject *self, PyObject *args)
 {
@@ -112,17 +131,7 @@ configure_decoder(PyObject *self, PyObject *args)
         PyErr_SetString(PyExc_ValueError, "the tag table needs 256 entries");
         return NULL;
     }
-    if (set_type(atom, &atom_type) || set_type(string, &string_type) ||
-        set_type(pid, &pid_type) || set_type(ref, &ref_type))
-        return NULL;
-    if (slot_offset(string_type, "_text", &off_text) ||
-        slot_offset(pid_type, "node", &off_pid_node) ||
-        slot_offset(pid_type, "id", &off_pid_id) ||
-        slot_offset(pid_type, "serial", &off_pid_serial) ||
-        slot_offset(pid_type, "creation", &off_pid_creation) ||
-        slot_offset(ref_type, "node", &off_ref_node) ||
-        slot_offset(ref_type, "creation", &off_ref_creation) ||
-        slot_offset(ref_type, "ids", &off_ref_ids))
+    if (set_model_types(atom, string, pid, ref))
         return NULL;
     for (int e = 0; e < 2; e++) {
         for (int i = 0; i < FRONT_SIZE; i++) {
@@ -148,17 +157,7 @@ configure_encoder(PyObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "OOOOO!OO", &atom, &string, &pid, &ref, &PyDict_Type, &cache,
                           &atom_fn, &piece_fn))
         return NULL;
-    if (set_type(atom, &atom_type) || set_type(string, &string_type) ||
-        set_type(pid, &pid_type) || set_type(ref, &ref_type))
-        return NULL;
-    if (slot_offset(string_type, "_text", &off_text) ||
-        slot_offset(pid_type, "node", &off_pid_node) ||
-        slot_offset(pid_type, "id", &off_pid_id) ||
-        slot_offset(pid_type, "serial", &off_pid_serial) ||
-        slot_offset(pid_type, "creation", &off_pid_creation) ||
-        slot_offset(ref_type, "node", &off_ref_node) ||
-        slot_offset(ref_type, "creation", &off_ref_creation) ||
-        slot_offset(ref_type, "ids", &off_ref_ids))
+    if (set_model_types(atom, string, pid, ref))
         return NULL;
     set_obj(cache, &atom_bytes_cache);
     set_obj(atom_fn, &atom_bytes_fn);
