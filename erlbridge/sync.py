@@ -31,7 +31,8 @@ from erlbridge._blocking import (
     init_from,
     on_loop,
 )
-from erlbridge._portal import Handoff, Portal, shared_portal
+from erlbridge._portal import Portal, shared_portal
+from erlbridge.asyncio import direct
 from erlbridge.asyncio.node import NodeEvent
 from erlbridge.asyncio.process import DownMessage, ExitMessage
 from erlbridge.asyncio.rpc import RpcOutcome, RpcResult
@@ -95,40 +96,19 @@ def _blocking_process(node: Node, inner: aio.Process) -> Process:
 
 
 def _rpc_fast(node: Node, a: dict[str, Any]) -> Any:
-    """``Node.rpc`` without a task: the loop thread starts the call (``begin_rpc``) and the
-    reply handler hands the value to this thread; FALLBACK when it cannot start that way
-    (not connected yet, output capture, erpc): then the coroutine runs."""
+    """``Node.rpc`` without a task: this thread sends the request and reads the reply
+    itself on a socket the loop lends it (:mod:`erlbridge.asyncio.direct`); FALLBACK when it
+    cannot start that way (not connected yet, output capture, erpc): then the coroutine
+    runs."""
     if a["capture_output"] or type(a["args"]) not in (list, tuple):
         return FALLBACK  # (any other iterable is read once, by the coroutine path)
-    inner = node._inner
-    handoff: Handoff[Any] = Handoff()
-    started: list[Callable[[], None]] = []
-
-    def begin() -> None:
-        try:
-            abandon = inner.begin_rpc(
-                a["node"], a["module"], a["function"], a["args"], handoff, timeout=a["timeout"]
-            )
-        except BaseException as exc:  # e.g. an argument that cannot be encoded
-            handoff.fail(exc)
-            return
-        if abandon is None:
-            handoff.set(FALLBACK)
-        else:
-            started.append(abandon)
-
-    def give_up() -> None:  # runs after begin(): the loop thread runs posts in order
-        if started:
-            started[0]()
-
-    portal = node._portal
-    portal.post(begin)
-    try:
-        return handoff.wait()
-    except BaseException:
-        if not handoff.finished:  # KeyboardInterrupt & co while waiting
-            portal.post(give_up)
-        raise
+    waiter = direct.DirectWaiter()
+    prep = node._inner.prepare_rpc(
+        a["node"], a["module"], a["function"], a["args"], waiter, timeout=a["timeout"]
+    )
+    if prep is None:
+        return FALLBACK
+    return direct.call(prep, waiter, a["timeout"])
 
 
 class Node(Twin):

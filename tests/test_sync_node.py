@@ -44,7 +44,7 @@ CALLBACKS = {
     "on_message",
     "on_name",
     "on_up",
-    "begin_rpc",  # the blocking rpc's own fast path (its twin is rpc)
+    "prepare_rpc",  # the blocking rpc's own fast path (its twin is rpc)
 }
 
 

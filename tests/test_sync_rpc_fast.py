@@ -1,5 +1,5 @@
-"""The blocking rpc's fast path (no task: begin_rpc + a Handoff) behaves exactly as the
-coroutine path: values, every error, deadlines, a lost connection, threads, and the
+"""The blocking rpc's fast path (no task: prepare_rpc, and the caller's thread on a lent
+socket) behaves exactly as the coroutine path: values, every error, deadlines, a lost connection, threads, and the
 cases where it must step aside (not connected yet, capture_output, erpc)."""
 
 from __future__ import annotations
@@ -33,14 +33,14 @@ erl_node = harness.erl_node
 def counted(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
     """How many blocking rpcs took the fast path and how many stepped aside."""
     counts = {"fast": 0, "aside": 0}
-    original = AsyncNode.begin_rpc
+    original = AsyncNode.prepare_rpc
 
     def spy(self: AsyncNode, *args: Any, **kwargs: Any) -> Any:
-        abandon = original(self, *args, **kwargs)
-        counts["fast" if abandon is not None else "aside"] += 1
-        return abandon
+        prepared = original(self, *args, **kwargs)
+        counts["fast" if prepared is not None else "aside"] += 1
+        return prepared
 
-    monkeypatch.setattr(AsyncNode, "begin_rpc", spy)
+    monkeypatch.setattr(AsyncNode, "prepare_rpc", spy)
     return counts
 
 
@@ -85,7 +85,7 @@ def test_it_steps_aside_for_capture_and_bad_arguments(
     node.rpc(target, "erlang", "node", [])
     before = dict(counted)
     result = node.rpc(target, "io", "format", ["x~n"], capture_output=True)
-    assert result.output == "x\n" and counted == before  # never offered to begin_rpc
+    assert result.output == "x\n" and counted == before  # never offered to prepare_rpc
     # args given as a one-shot iterable: read once, by the coroutine path
     assert node.rpc(target, "lists", "reverse", (x for x in [[1, 2]])) == [2, 1]  # type: ignore[arg-type]
     assert counted == before

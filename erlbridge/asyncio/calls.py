@@ -14,9 +14,10 @@ import itertools
 import struct
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from erlbridge.asyncio._atoms import as_atom
+from erlbridge.asyncio.connection import DistProtocol
 from erlbridge.asyncio.peers import Peer, Peers, split_target
 from erlbridge.asyncio.registry import MAX_ID, Registry
 from erlbridge.asyncio.reply import ReplyFuture
@@ -32,7 +33,15 @@ from erlbridge.exceptions import ErlbridgeError, Timeout
 from erlbridge.protocol import control as c
 from erlbridge.term import Atom, Pid, Reference, encode
 
-__all__ = ["Calls", "Deadlines", "Expired", "ThreadWaiter", "rpc_description"]
+__all__ = [
+    "Calls",
+    "Deadlines",
+    "Expired",
+    "Prepared",
+    "ThreadCall",
+    "ThreadWaiter",
+    "rpc_description",
+]
 
 REX = Atom("rex")
 GEN_CALL = Atom("$gen_call")
@@ -232,7 +241,7 @@ class Calls:
             peer.calls.discard(ref)
         return interpret_erpc(result, ref, full) if spawn else result
 
-    def begin(
+    def prepare(
         self,
         node: str,
         module: str,
@@ -241,18 +250,18 @@ class Calls:
         waiter: ThreadWaiter,
         *,
         timeout: float | None,
-    ) -> Callable[[], None] | None:
-        """A rex rpc for a caller on another thread, started on the loop thread.
+    ) -> Prepared | None:
+        """A rex rpc for a blocked caller, registered but not sent; safe on any thread.
 
         The same frame as :meth:`exchange`, but the reply (or the error) goes straight to
-        ``waiter``: no task, no future, no extra loop iteration (see
-        docs/internals/architecture.md#the-blocking-api). Returns a function that abandons
-        the call (the caller gave up), or None when it cannot start this way: not
+        ``waiter``: no task, no future (see docs/internals/architecture.md#the-blocking-api).
+        The caller sends it (``proto.send_lent``, or ``send_encoded`` on the loop thread)
+        and keeps the deadline itself: on expiry ``call.set_exception(Expired())`` raises
+        Timeout with ``timeout`` in its text. None when it cannot start this way: not
         connected yet, closing, or the connection is paused for back-pressure; the caller
         then uses the coroutine path."""
         rpc = self.rpc
-        deadlines = self.deadlines
-        if rpc is None or deadlines is None:
+        if rpc is None:
             return None
         full = self.target(node)
         peer = self._peer_table.get(full)
@@ -265,15 +274,17 @@ class Calls:
         n = next(self._ref_ids)
         ids = (n & 0x3FFFF, (n >> 18) & MAX_ID, self._ref_salt)
         ref = Reference(self._ref_name, self._ref_creation, ids)
-        call = ThreadCall(self, peer, ref, waiter, rpc_description(module, function, args, full))
+        call = ThreadCall(
+            self, peer, ref, waiter, lambda: rpc_description(module, function, args, full)
+        )
+        call.timeout = timeout
         rpc.calls[ref] = call
         peer.calls.add(ref)
+        if peer.proto is not proto:  # lost meanwhile, maybe after its calls were failed
+            self.forget(peer, ref)
+            return None
         payload = b"".join((self._call_head, REF_IDS.pack(*ids), encoded))
-        proto.send_encoded(self._ctl_bytes(rpc.pid, (REX, full)), payload)
-        if timeout is not None:
-            call.timeout = timeout
-            call.entry = deadlines.add(timeout, call)
-        return call.abandon
+        return Prepared(proto, call, ref, self._ctl_bytes(rpc.pid, (REX, full)), payload, rpc.pid)
 
     def forget(self, peer: Peer, ref: Reference) -> None:
         """A call started by :meth:`begin` is over: drop its reference from the tables."""
@@ -340,23 +351,41 @@ def rpc_description(module: str, function: str, args: Sequence[Any], full: Atom)
 
 
 class ThreadWaiter(Protocol):
-    """Where :meth:`Calls.begin` delivers: the blocked caller's hand-off (``set`` or
-    ``fail``, called once, on the loop thread)."""
+    """Where :meth:`Calls.prepare` delivers: the blocked caller's hand-off (``set`` or
+    ``fail``; on the loop thread or on a thread reading a lent socket, and, when a reply
+    and a lost connection race, possibly twice: the first counts)."""
 
     def set(self, value: Any) -> None: ...
 
     def fail(self, error: BaseException) -> None: ...
 
 
-class ThreadCall:
-    """One call started by :meth:`Calls.begin`. It stands where :meth:`Calls.exchange`
-    keeps a future (the reply table, a connection's pending calls, the deadline heap), so
-    the reply, a lost connection and the deadline reach it the same way."""
+class Prepared(NamedTuple):
+    """A blocking call registered by :meth:`Calls.prepare`, with the frame to send."""
 
-    __slots__ = ("_calls", "_done", "_peer", "_ref", "_waiter", "_what", "entry", "timeout")
+    proto: DistProtocol
+    call: ThreadCall
+    ref: Reference
+    control: bytes
+    payload: bytes
+    #: the shared reply pid the answer is sent to
+    reply_pid: Pid
+
+
+class ThreadCall:
+    """One call made by :meth:`Calls.prepare`. It stands where :meth:`Calls.exchange`
+    keeps a future (the reply table, a connection's pending calls), so the reply and a
+    lost connection reach it the same way; its caller keeps the deadline."""
+
+    __slots__ = ("_calls", "_done", "_peer", "_ref", "_waiter", "_what", "timeout")
 
     def __init__(
-        self, calls: Calls, peer: Peer, ref: Reference, waiter: ThreadWaiter, what: str
+        self,
+        calls: Calls,
+        peer: Peer,
+        ref: Reference,
+        waiter: ThreadWaiter,
+        what: Callable[[], str],  # the call's name for errors, made when one is raised
     ) -> None:
         self._calls = calls
         self._peer = peer
@@ -364,7 +393,6 @@ class ThreadCall:
         self._waiter = waiter
         self._what = what
         self._done = False
-        self.entry: list[Any] | None = None
         self.timeout: float | None = None
 
     def done(self) -> bool:
@@ -373,8 +401,6 @@ class ThreadCall:
     def _finish(self) -> None:
         self._done = True
         self._calls.forget(self._peer, self._ref)
-        if self.entry is not None and self._calls.deadlines is not None:
-            self._calls.deadlines.finished(self.entry)
 
     def set_result(self, reply: Any) -> None:
         """The ``{Ref, Reply}`` from rex (the reply endpoint)."""
@@ -394,13 +420,13 @@ class ThreadCall:
             return
         self._finish()
         if isinstance(error, Expired):
-            timeout = Timeout(self._what, self.timeout)
+            timeout = Timeout(self._what(), self.timeout)
             timeout.__cause__ = error
             error = timeout
         self._waiter.fail(error)
 
     def cancel(self) -> bool:
-        """Called by :meth:`Deadlines.finished` for a call still pending: nothing to do."""
+        """Part of :class:`PendingReply`; a blocked caller is never cancelled."""
         return False
 
     def abandon(self) -> None:
@@ -408,7 +434,7 @@ class ThreadCall:
         dropped as for any unknown reference."""
         if not self._done:
             self._finish()
-            self._waiter.fail(InterruptedError(self._what))
+            self._waiter.fail(InterruptedError(self._what()))
 
 
 class Expired(Exception):

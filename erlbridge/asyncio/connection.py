@@ -5,6 +5,11 @@
 core queued. Writes made outside ``data_received`` are batched into one ``transport.write``
 per loop iteration.
 
+A blocking caller may borrow the socket (:meth:`DistProtocol.lend`, used by
+:mod:`erlbridge.asyncio.direct`): reading pauses here, the borrowing threads read and write
+the socket themselves, and every write made here takes :attr:`DistProtocol.write_lock`
+until the loop takes the socket back (:meth:`DistProtocol.reclaim`).
+
 Reads go into a buffer the connection owns (``asyncio.BufferedProtocol``): a plain
 ``Protocol`` makes asyncio allocate 256 KiB for every ``recv`` and shrink it, which glibc
 may serve with a fresh ``mmap`` each time (two page faults and ~35 µs of kernel time per
@@ -15,8 +20,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import ssl
-from typing import Any, Protocol, cast
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol, TypeVar, cast
 
 from erlbridge.asyncio.tls import tls_error
 from erlbridge.exceptions import ErlbridgeError, HandshakeError
@@ -24,7 +33,7 @@ from erlbridge.protocol.connection import DistConnection
 from erlbridge.protocol.control import ControlMessage
 from erlbridge.protocol.handshake import Connected, Handshake, NameReceived
 
-__all__ = ["ConnectionOwner", "DistProtocol"]
+__all__ = ["Borrower", "ConnectionOwner", "DistProtocol"]
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +56,16 @@ class ConnectionOwner(Protocol):
     def on_message(self, proto: DistProtocol, message: ControlMessage, size: int) -> None: ...
 
     def on_down(self, proto: DistProtocol, reason: Any) -> None: ...
+
+
+class Borrower(Protocol):
+    """Who holds a lent socket (:meth:`DistProtocol.lend`)."""
+
+    def lost(self) -> None:
+        """The connection is gone (called on the loop thread)."""
+
+
+B = TypeVar("B", bound=Borrower)
 
 
 class DistProtocol(asyncio.BufferedProtocol):
@@ -82,6 +101,13 @@ class DistProtocol(asyncio.BufferedProtocol):
         self._drain_waiters: list[asyncio.Future[None]] = []
         self._closed = False
         self._read_view = memoryview(bytearray(HANDSHAKE_READ))
+        #: while lent: whoever holds it may move queued output to the socket
+        self.write_lock = threading.Lock()
+        #: the socket is lent (its borrower reads it; nothing is read here)
+        self.lent = False
+        #: the one borrower this connection is ever lent to, and its copy of the socket
+        self._borrower: Borrower | None = None
+        self._lent_sock: socket.socket | None = None
 
     def __repr__(self) -> str:
         return f"<DistProtocol {self.peer_node} {'up' if self.conn else 'handshake'}>"
@@ -119,21 +145,32 @@ class DistProtocol(asyncio.BufferedProtocol):
             except ErlbridgeError as exc:
                 self.abort(exc)
                 return
-            on_message = self.owner.on_message
-            # Tasks woken by these messages run now (reply.py) and their sends wait for
-            # the flush below: one write for everything this read caused.
-            self._receiving = True
-            try:
-                for event, size in zip(events, conn.message_sizes, strict=True):
-                    on_message(self, event, size)
-            finally:
-                self._receiving = False
-                self.flush()
+            self.deliver(zip(events, conn.message_sizes, strict=True))
             return
         self._handshake_data(data)
 
+    def deliver(self, events: Iterable[tuple[ControlMessage, int]]) -> None:
+        """Hand ``(message, size)`` pairs to the owner (on the loop thread): what was read
+        here, or what a borrowing thread read and passed on."""
+        if self._closed:
+            return
+        on_message = self.owner.on_message
+        # Tasks woken by these messages run now (reply.py) and their sends wait for
+        # the flush below: one write for everything this read caused.
+        self._receiving = True
+        try:
+            for event, size in events:
+                on_message(self, event, size)
+        finally:
+            self._receiving = False
+            self.flush()
+
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
+        self.lent = False
+        if self._borrower is not None:
+            self._lent_sock = None
+            self._borrower.lost()  # it closes its copy of the socket (it may be reading it)
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -238,16 +275,26 @@ class DistProtocol(asyncio.BufferedProtocol):
         conn = self.conn
         if conn is None or self._closed:
             return
-        conn.send(message)
-        self._schedule_flush()
+        if not self.lent:
+            conn.send(message)
+            self._schedule_flush()
+            return
+        with self.write_lock:
+            conn.send(message)
+            self._schedule_flush()
 
     def send_encoded(self, control: bytes, payload: bytes = b"") -> None:
         """Like :meth:`send` for terms already encoded (131-prefixed)."""
         conn = self.conn
         if conn is None or self._closed:
             return
-        conn.send_encoded(control, payload)
-        self._schedule_flush()
+        if not self.lent:
+            conn.send_encoded(control, payload)
+            self._schedule_flush()
+            return
+        with self.write_lock:
+            conn.send_encoded(control, payload)
+            self._schedule_flush()
 
     def _schedule_flush(self) -> None:
         # A lone caller's send is written at once (lowest latency). When the previous
@@ -273,7 +320,15 @@ class DistProtocol(asyncio.BufferedProtocol):
         self._flush_scheduled = False
         conn = self.conn
         if conn is not None and not self._closed:
-            data = conn.data_to_send()
+            if not self.lent:
+                data = conn.data_to_send()
+            else:
+                with self.write_lock:
+                    data = conn.data_to_send()
+                    if data:
+                        assert self.transport is not None
+                        self.transport.write(data)
+                return
             if data:
                 assert self.transport is not None
                 self.transport.write(data)
@@ -292,13 +347,115 @@ class DistProtocol(asyncio.BufferedProtocol):
     def paused(self) -> bool:
         return self._paused
 
+    # -- lending the socket to blocking callers (erlbridge/asyncio/direct.py) ---------
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        return self._loop
+
+    def borrower(self, make: Callable[[DistProtocol], B]) -> B:
+        """The one borrower of this connection (any thread): made by ``make`` on first use,
+        and living as long as the connection object."""
+        borrower = self._borrower
+        if borrower is None:
+            with self.write_lock:
+                if self._borrower is None:
+                    self._borrower = make(self)
+                borrower = self._borrower
+        return cast(B, borrower)
+
+    def lend(self, borrower: Borrower) -> socket.socket | None:
+        """On the loop thread: stop reading and give ``borrower`` a copy of the socket to
+        read and write from its own threads (see :meth:`receive_lent`, :meth:`send_lent`).
+
+        None when it cannot be lent: TLS (the bytes are encrypted here), not up, closed, or
+        ``borrower`` is not :meth:`borrower`'s."""
+        transport = self.transport
+        if self.conn is None or self._closed or transport is None:
+            return None
+        if self._borrower is not borrower:
+            return None
+        if self._lent_sock is None:
+            if transport.get_extra_info("sslcontext") is not None:
+                return None
+            raw = transport.get_extra_info("socket")
+            if raw is None:
+                return None
+            self._lent_sock = socket.socket(fileno=os.dup(raw.fileno()))
+        if not self.lent:
+            transport.pause_reading()
+            self.lent = True
+        return self._lent_sock
+
+    def reclaim(self) -> None:
+        """On the loop thread: read here again (the borrower no longer reads)."""
+        if not self.lent:
+            return
+        with self.write_lock:  # a borrower's write in progress ends first
+            self.lent = False
+        if not self._closed and self.transport is not None:
+            self.transport.resume_reading()
+
+    def receive_lent(self, data: bytes) -> list[tuple[ControlMessage, int]]:
+        """On a borrowing thread, while lent: feed bytes it read; return the messages
+        completed. ErlbridgeError (a broken frame) means the connection must be aborted."""
+        conn = self.conn
+        assert conn is not None
+        with self.write_lock:
+            assert self.lent, "read from a socket that is not lent"
+            events = conn.receive_data(data)
+            sizes = conn.message_sizes
+            if conn.has_data_to_send():  # tick answers
+                self._write_lent(conn)
+        return list(zip(events, sizes, strict=True))
+
+    def send_lent(self, control: bytes, payload: bytes) -> None:
+        """On a borrowing thread: send a message now (in order with everything queued)."""
+        conn = self.conn
+        if conn is None or self._closed:
+            return
+        with self.write_lock:
+            if not self.lent:  # taken back: the loop owns the queue again
+                self._loop.call_soon_threadsafe(self.send_encoded, control, payload)
+                return
+            conn.send_encoded(control, payload)
+            self._write_lent(conn)
+
+    def _write_lent(self, conn: DistConnection) -> None:
+        # Called with write_lock held. The socket is written directly only when the
+        # transport holds nothing (else its buffer goes first: the loop flushes after it).
+        sock = self._lent_sock
+        transport = self.transport
+        if (
+            sock is None
+            or transport is None
+            or self._closed
+            or transport.get_write_buffer_size()
+        ):
+            self._loop.call_soon_threadsafe(self.flush)
+            return
+        data = conn.data_to_send()
+        try:
+            sent = sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:  # the loop sees the connection fail when it reads again
+            return
+        if sent < len(data):
+            conn.unsent(data[sent:])
+            self._loop.call_soon_threadsafe(self.flush)
+
     # -- ticks and closing ----------------------------------------------------------
 
     def _on_timer(self) -> None:
         conn = self.conn
         if conn is None or self._closed:
             return
-        timeout = conn.timer(self._loop.time())
+        if not self.lent:
+            timeout = conn.timer(self._loop.time())
+        else:
+            with self.write_lock:
+                timeout = conn.timer(self._loop.time())
         if timeout is not None:
             logger.warning(
                 "node %s not responding (no data for %.1f s)",

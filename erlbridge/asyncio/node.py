@@ -27,7 +27,14 @@ from typing import Any
 
 from erlbridge.asyncio import epmd as epmd_client
 from erlbridge.asyncio._atoms import as_atom
-from erlbridge.asyncio.calls import Calls, Deadlines, Expired, ThreadWaiter, rpc_description
+from erlbridge.asyncio.calls import (
+    Calls,
+    Deadlines,
+    Expired,
+    Prepared,
+    ThreadWaiter,
+    rpc_description,
+)
 from erlbridge.asyncio.connection import DistProtocol
 from erlbridge.asyncio.core import Core
 from erlbridge.asyncio.dispatch import Dispatcher
@@ -500,7 +507,7 @@ class Node:
         call = (CALL, as_atom(module), as_atom(function), request_args)
         return await calls.capture(node, full, call, timeout=timeout, what=what)
 
-    def begin_rpc(
+    def prepare_rpc(
         self,
         node: str,
         module: str,
@@ -509,18 +516,18 @@ class Node:
         waiter: ThreadWaiter,
         *,
         timeout: float | None = 60.0,
-    ) -> Callable[[], None] | None:
-        """The blocking API's fast path for :meth:`rpc` (call it on the loop thread).
+    ) -> Prepared | None:
+        """The blocking API's fast path for :meth:`rpc` (safe on any thread).
 
-        Starts ``rpc(node, module, function, args, timeout=timeout)`` with its value or
-        error delivered to ``waiter.set`` / ``waiter.fail`` instead of a coroutine. Returns
-        a function that abandons the call, or None when it cannot start this way (not
-        connected yet, closing, ``rpc_method="erpc"``, a paused connection): use
-        :meth:`rpc` then.
+        Registers ``rpc(node, module, function, args, timeout=timeout)`` with its value or
+        error delivered to ``waiter.set`` / ``waiter.fail`` instead of a coroutine, and
+        returns the frame for the caller to send (see :meth:`Calls.prepare`). None when it
+        cannot start this way (not connected yet, closing, ``rpc_method="erpc"``, a paused
+        connection): use :meth:`rpc` then.
         """
         if self.rpc_method != "rex":
             return None
-        return self._calls.begin(node, module, function, list(args), waiter, timeout=timeout)
+        return self._calls.prepare(node, module, function, list(args), waiter, timeout=timeout)
 
     async def multicall(
         self,

@@ -240,6 +240,12 @@ class DistConnection:
     def has_data_to_send(self) -> bool:
         return bool(self._out)
 
+    def unsent(self, rest: bytes) -> None:
+        """Put back the part of :meth:`data_to_send`'s buffer a write did not take: it is
+        the first thing the next :meth:`data_to_send` returns."""
+        if rest:
+            self._out.insert(0, rest)
+
     # -- ticks ----------------------------------------------------------------------
 
     def timer(self, now: float) -> TickTimeout | None:
