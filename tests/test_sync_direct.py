@@ -8,6 +8,7 @@ The peer is a plain blocking socket in a thread that completes the real handshak
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -115,10 +116,8 @@ class Peer:
         self.sock.sendall(data)
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
         self.sock.close()
 
 

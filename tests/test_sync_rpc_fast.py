@@ -1,6 +1,7 @@
 """The blocking rpc's fast path (no task: prepare_rpc, and the caller's thread on a lent
-socket) behaves exactly as the coroutine path: values, every error, deadlines, a lost connection, threads, and the
-cases where it must step aside (not connected yet, capture_output, erpc)."""
+socket) behaves exactly as the coroutine path: values, every error, deadlines, a lost
+connection, threads, and the cases where it must step aside (not connected yet,
+capture_output, erpc)."""
 
 from __future__ import annotations
 

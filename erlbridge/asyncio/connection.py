@@ -5,10 +5,10 @@
 core queued. Writes made outside ``data_received`` are batched into one ``transport.write``
 per loop iteration.
 
-A blocking caller may borrow the socket (:meth:`DistProtocol.lend`, used by
-:mod:`erlbridge.asyncio.direct`): reading pauses here, the borrowing threads read and write
-the socket themselves, and every write made here takes :attr:`DistProtocol.write_lock`
-until the loop takes the socket back (:meth:`DistProtocol.reclaim`).
+Blocked callers on other threads (:mod:`erlbridge.asyncio.direct`) write their requests
+to the socket themselves (:meth:`DistProtocol.send_lent`; every write takes
+:attr:`DistProtocol.write_lock`), and one of them may borrow the reading too
+(:meth:`DistProtocol.lend`: reading pauses here until :meth:`DistProtocol.reclaim`).
 
 Reads go into a buffer the connection owns (``asyncio.BufferedProtocol``): a plain
 ``Protocol`` makes asyncio allocate 256 KiB for every ``recv`` and shrink it, which glibc
@@ -275,10 +275,6 @@ class DistProtocol(asyncio.BufferedProtocol):
         conn = self.conn
         if conn is None or self._closed:
             return
-        if not self.lent:
-            conn.send(message)
-            self._schedule_flush()
-            return
         with self.write_lock:
             conn.send(message)
             self._schedule_flush()
@@ -287,10 +283,6 @@ class DistProtocol(asyncio.BufferedProtocol):
         """Like :meth:`send` for terms already encoded (131-prefixed)."""
         conn = self.conn
         if conn is None or self._closed:
-            return
-        if not self.lent:
-            conn.send_encoded(control, payload)
-            self._schedule_flush()
             return
         with self.write_lock:
             conn.send_encoded(control, payload)
@@ -320,18 +312,11 @@ class DistProtocol(asyncio.BufferedProtocol):
         self._flush_scheduled = False
         conn = self.conn
         if conn is not None and not self._closed:
-            if not self.lent:
+            with self.write_lock:
                 data = conn.data_to_send()
-            else:
-                with self.write_lock:
-                    data = conn.data_to_send()
-                    if data:
-                        assert self.transport is not None
-                        self.transport.write(data)
-                return
-            if data:
-                assert self.transport is not None
-                self.transport.write(data)
+                if data:
+                    assert self.transport is not None
+                    self.transport.write(data)
 
     async def drain(self) -> None:
         """Hand queued output to the transport, then wait while its write buffer is above
@@ -360,32 +345,43 @@ class DistProtocol(asyncio.BufferedProtocol):
         if borrower is None:
             with self.write_lock:
                 if self._borrower is None:
+                    self._lent_sock = self._copy_socket()
                     self._borrower = make(self)
                 borrower = self._borrower
         return cast(B, borrower)
 
-    def lend(self, borrower: Borrower) -> socket.socket | None:
-        """On the loop thread: stop reading and give ``borrower`` a copy of the socket to
-        read and write from its own threads (see :meth:`receive_lent`, :meth:`send_lent`).
-
-        None when it cannot be lent: TLS (the bytes are encrypted here), not up, closed, or
-        ``borrower`` is not :meth:`borrower`'s."""
+    def _copy_socket(self) -> socket.socket | None:
+        # None for TLS (the bytes are encrypted by the transport) or before/after the
+        # connection is up
         transport = self.transport
         if self.conn is None or self._closed or transport is None:
             return None
-        if self._borrower is not borrower:
+        if transport.get_extra_info("sslcontext") is not None:
             return None
-        if self._lent_sock is None:
-            if transport.get_extra_info("sslcontext") is not None:
-                return None
-            raw = transport.get_extra_info("socket")
-            if raw is None:
-                return None
-            self._lent_sock = socket.socket(fileno=os.dup(raw.fileno()))
+        raw = transport.get_extra_info("socket")
+        return None if raw is None else socket.socket(fileno=os.dup(raw.fileno()))
+
+    @property
+    def lent_socket(self) -> socket.socket | None:
+        """The borrower's own copy of the socket (its to close, once the connection is
+        lost); None when its threads may not use the socket (TLS, closed)."""
+        return self._lent_sock
+
+    def lend(self, borrower: Borrower) -> bool:
+        """On the loop thread: stop reading; ``borrower``'s threads read
+        :attr:`lent_socket` (see :meth:`receive_lent`) until :meth:`reclaim`.
+
+        False when it cannot be lent: TLS (the bytes are encrypted here), closed, or
+        ``borrower`` is not :meth:`borrower`'s."""
+        transport = self.transport
+        if self._closed or transport is None or self._lent_sock is None:
+            return False
+        if self._borrower is not borrower:
+            return False
         if not self.lent:
             transport.pause_reading()
             self.lent = True
-        return self._lent_sock
+        return True
 
     def reclaim(self) -> None:
         """On the loop thread: read here again (the borrower no longer reads)."""
@@ -410,14 +406,12 @@ class DistProtocol(asyncio.BufferedProtocol):
         return list(zip(events, sizes, strict=True))
 
     def send_lent(self, control: bytes, payload: bytes) -> None:
-        """On a borrowing thread: send a message now (in order with everything queued)."""
+        """On a borrower's thread: send a message now, in order with everything queued
+        (lent or not: the write lock orders it with the loop's writes)."""
         conn = self.conn
         if conn is None or self._closed:
             return
         with self.write_lock:
-            if not self.lent:  # taken back: the loop owns the queue again
-                self._loop.call_soon_threadsafe(self.send_encoded, control, payload)
-                return
             conn.send_encoded(control, payload)
             self._write_lent(conn)
 
@@ -451,11 +445,8 @@ class DistProtocol(asyncio.BufferedProtocol):
         conn = self.conn
         if conn is None or self._closed:
             return
-        if not self.lent:
+        with self.write_lock:
             timeout = conn.timer(self._loop.time())
-        else:
-            with self.write_lock:
-                timeout = conn.timer(self._loop.time())
         if timeout is not None:
             logger.warning(
                 "node %s not responding (no data for %.1f s)",

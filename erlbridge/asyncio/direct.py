@@ -7,18 +7,21 @@ request to the socket and reads the reply itself, as a plain blocking client doe
 
 How:
 
-* :meth:`DirectLine.enter` asks the loop once to lend the socket
-  (:meth:`DistProtocol.lend`: the loop stops reading it). The loop takes it back after
-  :data:`IDLE` seconds without a call, when too much read here waits for it
-  (:data:`MAX_HANDED`), or when the connection breaks.
-* Leader/follower: of the threads waiting for replies on one connection, one (the leader)
-  reads; it completes the calls whose replies it reads (waking their threads) and hands
-  every other message to the loop thread in arrival order (:meth:`DistProtocol.deliver`).
-  When its own reply has come, it promotes a waiting thread to read next.
+* Every caller writes its request itself (:meth:`DistProtocol.send_lent`, ordered with the
+  loop's writes by the connection's write lock).
+* A caller that starts while no other blocking call is in flight asks the loop to lend it
+  the reading too (:meth:`DistProtocol.lend`: the loop stops reading the socket). The
+  reader completes the calls whose replies it reads and hands every other message to the
+  loop thread in arrival order (:meth:`DistProtocol.deliver`).
+* Callers that come while one reads wait for it to read their replies; when the reader's
+  own reply has come and others still wait, the loop reads again (one reader for many
+  callers, as before: handing the reading from thread to thread cost more than it saved).
+  The loop also takes the socket back after :data:`IDLE` seconds without a call, when too
+  much read here waits for it (:data:`MAX_HANDED`), and when the connection breaks.
 * Every call is also registered where the loop's own calls are (:meth:`Calls.prepare`), so a
   lost connection fails it the usual way, and a reply the loop reads still reaches it.
 * TLS connections are not lent (the bytes on the socket are encrypted by the loop's
-  transport): their calls are sent by the loop thread and the caller waits for the reply.
+  transport): their calls are sent by the loop thread and the loop reads the reply.
 """
 
 from __future__ import annotations
@@ -53,7 +56,8 @@ POLL_MS = 1000
 #: seconds to wait for the loop thread to lend the socket
 LEND_TIMEOUT = 5.0
 
-_LOOP, _THREADS, _DEAD = "loop", "threads", "dead"
+# _OFF: never lent again (TLS, or the connection is gone)
+_LOOP, _THREADS, _OFF = "loop", "threads", "off"
 _READABLE = select.POLLIN | select.POLLHUP | select.POLLERR
 
 
@@ -119,18 +123,11 @@ def call(prep: Prepared, waiter: DirectWaiter, timeout: float | None) -> Any:
     deadline = None if timeout is None else time.monotonic() + timeout
     line = DirectLine.of(prep.proto)
     try:
-        if line.enter():
-            try:
-                line.send_and_wait(prep, waiter, deadline)
-            finally:
-                line.leave(prep.ref)
-        else:  # not lent (TLS, or the connection is going): the loop sends it
-            prep.proto.loop.call_soon_threadsafe(
-                prep.proto.send_encoded, prep.control, prep.payload
-            )
-            while not waiter.finished:
-                if not waiter.sleep(_remaining(deadline)) and _expired(deadline):
-                    prep.call.set_exception(Expired())
+        line.enter()
+        try:
+            line.send_and_wait(prep, waiter, deadline)
+        finally:
+            line.leave(prep.ref)
     except BaseException:
         if not waiter.finished:  # interrupted: a late reply is dropped
             prep.call.abandon()
@@ -153,9 +150,12 @@ class DirectLine:
         self.proto = proto
         self._loop = proto.loop
         self._mutex = threading.Lock()
-        self._state = _LOOP
-        self._sock: socket.socket | None = None
+        #: our copy of the socket (ours to close); None: TLS, the loop does all I/O
+        self._sock = proto.lent_socket
+        self._state = _LOOP if self._sock is not None else _OFF
         self._poller = select.poll()
+        if self._sock is not None:
+            self._poller.register(self._sock.fileno(), _READABLE)
         self._buffer = memoryview(bytearray(READ_SIZE))
         #: calls sent from here by reference (only these are completed by the reader)
         self._pending: dict[Reference, Prepared] = {}
@@ -176,20 +176,21 @@ class DirectLine:
 
     # -- entering and leaving ---------------------------------------------------------
 
-    def enter(self) -> bool:
-        """Count a call in; False when the socket cannot be lent (the loop sends then)."""
+    def enter(self) -> None:
+        """Count a call in; a lone caller first has the loop lend it the reading."""
         for _ in range(3):  # the idle check may take it back between lend and here
             with self._mutex:
-                if self._state == _THREADS:
-                    self._inflight += 1
-                    return True
-                if self._state == _DEAD:
-                    return False
+                if self._state != _LOOP or self._inflight:
+                    break
             lent = threading.Event()
             self._loop.call_soon_threadsafe(self._lend, lent)
             if not lent.wait(LEND_TIMEOUT):
-                return False
-        return False
+                break
+            with self._mutex:
+                if self._state != _LOOP:
+                    break
+        with self._mutex:
+            self._inflight += 1
 
     def leave(self, ref: Reference) -> None:
         with self._mutex:
@@ -201,15 +202,12 @@ class DirectLine:
         # on the loop thread
         try:
             with self._mutex:
-                if self._state != _LOOP:
+                if self._state != _LOOP or self._inflight:
                     return
-                sock = self.proto.lend(self)
-                if sock is None:
-                    self._state = _DEAD
+                if not self.proto.lend(self):
+                    self._state = _OFF
+                    self._close_if_unread()
                     return
-                if self._sock is None:
-                    self._sock = sock
-                    self._poller.register(sock.fileno(), _READABLE)
                 self._state = _THREADS
                 self._last_used = time.monotonic()
             self._loop.call_later(IDLE, self._check_idle)
@@ -231,7 +229,7 @@ class DirectLine:
     def lost(self) -> None:
         """The connection is gone (the loop thread, from ``connection_lost``)."""
         with self._mutex:
-            self._state = _DEAD
+            self._state = _OFF
             sock = self._sock
             if sock is not None:
                 # wakes a reader polling it; the peer sees the close
@@ -240,9 +238,11 @@ class DirectLine:
             self._close_if_unread()
 
     def _close_if_unread(self) -> None:
-        # with the mutex held: close the copy once dead and nobody reads it
-        if self._state == _DEAD and self._leader is None and self._sock is not None:
-            self._sock.close()
+        # with the mutex held: close the copy once the connection is gone and nobody reads
+        # it (under the write lock: no writer holds the descriptor either)
+        if self._state == _OFF and self._leader is None and self._sock is not None:
+            with self.proto.write_lock:
+                self._sock.close()
             self._sock = None
 
     def _give_back(self, *, broken: bool, abort: BaseException | None = None) -> None:
@@ -250,7 +250,7 @@ class DirectLine:
         # of a broken connection itself), or aborts it
         with self._mutex:
             if self._state == _THREADS:
-                self._state = _DEAD if broken or abort is not None else _LOOP
+                self._state = _OFF if broken or abort is not None else _LOOP
         if abort is not None:
             self._loop.call_soon_threadsafe(self.proto.abort, abort)
         else:
@@ -286,15 +286,12 @@ class DirectLine:
                     self._pass_on()
 
     def _pass_on(self) -> None:
-        # with the mutex held: the leader stops reading; a waiting caller reads next
+        # with the mutex held: the reader stops reading; with others still waiting, the
+        # loop reads for them
         self._leader = None
-        if self._state == _THREADS:
-            for other in self._waiting:
-                if not other.finished:
-                    del self._waiting[other]
-                    self._leader = other
-                    other.signal()
-                    return
+        if self._state == _THREADS and any(not w.finished for w in self._waiting):
+            self._state = _LOOP
+            self._loop.call_soon_threadsafe(self.proto.reclaim)
         self._close_if_unread()
 
     def _read_until(self, waiter: DirectWaiter, deadline: float | None) -> None:
