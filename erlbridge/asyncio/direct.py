@@ -262,7 +262,11 @@ class DirectLine:
         with self._mutex:
             self._pending[prep.ref] = prep
             self._reply_pid = prep.reply_pid
-        self.proto.send_lent(prep.control, prep.payload)
+            direct = self._state == _THREADS
+        if direct:
+            self.proto.send_lent(prep.control, prep.payload)
+        else:  # the loop writes what many callers send at once in one go
+            self._loop.call_soon_threadsafe(self.proto.send_encoded, prep.control, prep.payload)
         try:
             while not waiter.finished:
                 with self._mutex:
