@@ -148,7 +148,9 @@ class Portal:
 
     # -- calls ---------------------------------------------------------------------------
 
-    def _check_thread(self) -> None:
+    def check_thread(self) -> None:
+        """Raise InvalidState on the portal's own loop thread (a blocking call there would
+        wait for itself)."""
         if self._thread is not None and threading.current_thread() is self._thread:
             raise InvalidState("blocking erlbridge call from inside the erlbridge loop thread")
 
@@ -156,7 +158,7 @@ class Portal:
         """Run ``coro`` on the loop and block until it finishes; its exception propagates."""
         try:
             loop = self.loop
-            self._check_thread()
+            self.check_thread()
         except InvalidState:
             coro.close()
             raise
@@ -186,13 +188,13 @@ class Portal:
         """Schedule ``fn(*args)`` on the loop thread and return at once (for a caller that
         waits on its own :class:`Handoff`)."""
         loop = self.loop
-        self._check_thread()
+        self.check_thread()
         loop.call_soon_threadsafe(fn, *args)
 
     def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a plain function on the loop thread (for loop-affine objects) and return."""
         loop = self.loop
-        self._check_thread()
+        self.check_thread()
         handoff: Handoff[T] = Handoff()
 
         def invoke() -> None:

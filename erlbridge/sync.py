@@ -102,6 +102,7 @@ def _rpc_fast(node: Node, a: dict[str, Any]) -> Any:
     runs."""
     if a["capture_output"] or type(a["args"]) not in (list, tuple):
         return FALLBACK  # (any other iterable is read once, by the coroutine path)
+    node._portal.check_thread()
     waiter = direct.DirectWaiter()
     prep = node._inner.prepare_rpc(
         a["node"], a["module"], a["function"], a["args"], waiter, timeout=a["timeout"]

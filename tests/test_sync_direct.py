@@ -24,7 +24,7 @@ import pytest
 from erlbridge import sync
 from erlbridge.asyncio import direct
 from erlbridge.asyncio.connection import DistProtocol
-from erlbridge.exceptions import NodeDown, Timeout
+from erlbridge.exceptions import InvalidState, NodeDown, Timeout
 from erlbridge.protocol import control as c
 from erlbridge.protocol.connection import DistConnection
 from erlbridge.protocol.flags import default_flags
@@ -379,3 +379,24 @@ def test_closing_the_node_closes_the_lent_socket(epmd_port: int) -> None:
     while len(os.listdir("/proc/self/fd")) > before:
         assert time.monotonic() < deadline, os.listdir("/proc/self/fd")
         time.sleep(0.05)
+
+
+def test_a_blocking_rpc_from_the_loop_thread_is_refused(node: sync.Node) -> None:
+    """It would wait for the thread that has to serve it: InvalidState, at once."""
+
+    def script(peer: Peer, request: c.RegSend) -> None:
+        pid, ref = caller_and_ref(request)
+        peer.send(send_to(pid, (ref, Atom("ok"))))
+
+    peer = connected(node, script)
+    try:
+        assert node.rpc(PEER, "m", "f", []) == Atom("ok")
+
+        async def inside() -> Any:
+            return node.rpc(PEER, "m", "f", [])
+
+        with pytest.raises(InvalidState, match="inside the erlbridge loop thread"):
+            node._portal.call(inside())
+        assert node.rpc(PEER, "m", "f", []) == Atom("ok")
+    finally:
+        peer.close()

@@ -20,7 +20,7 @@ from erlbridge.asyncio._atoms import as_atom
 from erlbridge.asyncio.connection import DistProtocol
 from erlbridge.asyncio.peers import Peer, Peers, split_target
 from erlbridge.asyncio.registry import MAX_ID, Registry
-from erlbridge.asyncio.reply import ReplyFuture
+from erlbridge.asyncio.reply import Awake, ReplyFuture
 from erlbridge.asyncio.rpc import (
     CaptureEndpoint,
     PendingReply,
@@ -73,12 +73,14 @@ class Calls:
         "_rex_tail",
         "_spawn_parts",
         "_targets",
+        "awake",
         "deadlines",
         "io_pid",
         "loop",
         "peers",
         "registry",
         "rpc",
+        "spin",
     )
 
     def __init__(self, registry: Registry, peers: Peers) -> None:
@@ -94,6 +96,9 @@ class Calls:
         self.rpc: RpcEndpoint | None = None
         self.io_pid: Pid | None = None
         self.deadlines: Deadlines | None = None
+        #: seconds a waiting caller stays awake for its reply (the node's reply_spin)
+        self.spin = 0.0
+        self.awake: Awake | None = None
         self._targets: dict[str, Atom] = {}
         self._ctl_cache: dict[tuple[Pid, Any], bytes] = {}
         self._call_head = b""
@@ -108,6 +113,7 @@ class Calls:
         self.io_pid = io_pid
         self._ref_creation = registry.creation
         self.deadlines = Deadlines(loop)
+        self.awake = Awake(loop, self.spin, lambda: bool(rpc.calls))
         # {'$gen_call', {RpcPid, #Ref<...  up to the ref's id words (see exchange)
         ref_head = encode(Reference(registry.name, registry.creation, (0, 0, 0)))[1:-12]
         self._call_head = (
@@ -225,8 +231,10 @@ class Calls:
             control = self._ctl_bytes(rpc.pid, dest)
             payload = b"".join((self._call_head, REF_IDS.pack(*ids), encoded))
         proto.send_encoded(control, payload)
+        awake = self.awake
         deadlines = self.deadlines
-        assert deadlines is not None
+        assert deadlines is not None and awake is not None
+        awake.sent()
         entry = None if timeout is None else deadlines.add(timeout, fut)
         try:
             if proto.paused:
@@ -284,7 +292,8 @@ class Calls:
             self.forget(peer, ref)
             return None
         payload = b"".join((self._call_head, REF_IDS.pack(*ids), encoded))
-        return Prepared(proto, call, ref, self._ctl_bytes(rpc.pid, (REX, full)), payload, rpc.pid)
+        control = self._ctl_bytes(rpc.pid, (REX, full))
+        return Prepared(proto, call, ref, control, payload, rpc.pid, self.spin)
 
     def forget(self, peer: Peer, ref: Reference) -> None:
         """A call started by :meth:`begin` is over: drop its reference from the tables."""
@@ -370,6 +379,8 @@ class Prepared(NamedTuple):
     payload: bytes
     #: the shared reply pid the answer is sent to
     reply_pid: Pid
+    #: seconds its reader stays awake for the reply before it sleeps (reply_spin)
+    spin: float
 
 
 class ThreadCall:

@@ -47,10 +47,6 @@ IDLE = 0.02
 MAX_HANDED = 4 * 1024 * 1024
 #: bytes read at once
 READ_SIZE = 64 * 1024
-#: seconds a lone reader keeps trying the socket before it sleeps in poll: on this VM a
-#: thread woken from poll ran the next ~40 µs of Python several times slower (cold caches,
-#: wake-up latency), which cost more than the whole reply takes to arrive (BENCHMARKS.md)
-SPIN = 0.0002
 #: longest single wait for the socket (the leader re-checks the line's state after it)
 POLL_MS = 1000
 #: seconds to wait for the loop thread to lend the socket
@@ -164,6 +160,7 @@ class DirectLine:
         self._waiting: dict[DirectWaiter, None] = {}
         self._last_used = 0.0
         self._handed = 0
+        self._lost = False
         self._reply_pid: Any = None
 
     @classmethod
@@ -204,9 +201,8 @@ class DirectLine:
             with self._mutex:
                 if self._state != _LOOP or self._inflight:
                     return
-                if not self.proto.lend(self):
+                if not self.proto.lend(self):  # closed meanwhile: lost() closes the copy
                     self._state = _OFF
-                    self._close_if_unread()
                     return
                 self._state = _THREADS
                 self._last_used = time.monotonic()
@@ -230,6 +226,7 @@ class DirectLine:
         """The connection is gone (the loop thread, from ``connection_lost``)."""
         with self._mutex:
             self._state = _OFF
+            self._lost = True
             sock = self._sock
             if sock is not None:
                 # wakes a reader polling it; the peer sees the close
@@ -240,7 +237,7 @@ class DirectLine:
     def _close_if_unread(self) -> None:
         # with the mutex held: close the copy once the connection is gone and nobody reads
         # it (under the write lock: no writer holds the descriptor either)
-        if self._state == _OFF and self._leader is None and self._sock is not None:
+        if self._lost and self._leader is None and self._sock is not None:
             with self.proto.write_lock:
                 self._sock.close()
             self._sock = None
@@ -270,13 +267,15 @@ class DirectLine:
         try:
             while not waiter.finished:
                 with self._mutex:
+                    if self._leader is waiter and self._state != _THREADS:
+                        self._pass_on()  # given back: the loop reads our reply now
                     if self._leader is None and self._state == _THREADS:
                         self._leader = waiter
                     lead = self._leader is waiter
                     if not lead:
                         self._waiting[waiter] = None
                 if lead:
-                    self._read_until(waiter, deadline)
+                    self._read_until(waiter, deadline, prep.spin)
                 else:
                     waiter.sleep(_remaining(deadline))  # a reply, or promoted to read
                     with self._mutex:
@@ -298,12 +297,16 @@ class DirectLine:
             self._loop.call_soon_threadsafe(self.proto.reclaim)
         self._close_if_unread()
 
-    def _read_until(self, waiter: DirectWaiter, deadline: float | None) -> None:
+    def _read_until(
+        self, waiter: DirectWaiter, deadline: float | None, spin: float
+    ) -> None:
         sock = self._sock
         assert sock is not None
-        # Spin only alone: with other callers asleep here, the GIL hand-offs they need
-        # would fight the spinning reader.
-        spin_until = time.monotonic() + SPIN if not self._waiting else 0.0
+        # The node's reply_spin: a lone reader keeps trying the socket before it sleeps in
+        # poll (a thread woken from poll runs the next Python code several times slower,
+        # docs/internals/architecture.md#the-blocking-api). Not with other callers asleep
+        # here: the GIL hand-offs they need would fight the spinning reader.
+        spin_until = time.monotonic() + spin if spin and not self._waiting else 0.0
         while not waiter.finished and self._state == _THREADS:
             try:
                 n = sock.recv_into(self._buffer)

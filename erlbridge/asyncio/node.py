@@ -105,7 +105,9 @@ class Node:
     in ``Process.overflowed``, and logged (the first drop and every 10 000th);
     ``max_pending_handshakes`` incoming connections in the handshake at once (default 128;
     more are closed at once and logged); ``setup_timeout`` seconds for a handshake (OTP's
-    net_setuptime); ``output`` receives
+    net_setuptime); ``reply_spin`` seconds a call waiting for its reply keeps its thread
+    (or the loop) polling before it sleeps (default 200 µs: a sleeping thread wakes
+    slowly; 0 sleeps at once, for the least CPU); ``output`` receives
     ``(pid, text)`` printed by remote processes whose group leader is this node (default:
     logged); ``logger``;
     ``tls`` (:class:`~erlbridge.asyncio.tls.TLSOptions`): speak TLS distribution
@@ -131,6 +133,7 @@ class Node:
         setup_timeout: float = 7.0,
         connect_timeout: float = 10.0,
         rpc_method: str = "rex",
+        reply_spin: float = 0.0002,
         output: OutputCallback | None = None,
         logger: logging.Logger | None = None,
         tls: TLSOptions | None = None,
@@ -156,6 +159,9 @@ class Node:
         if rpc_method not in ("rex", "erpc"):
             raise ValueError(f"rpc_method must be 'rex' or 'erpc', not {rpc_method!r}")
         self.rpc_method = rpc_method
+        if not 0 <= reply_spin <= 1:
+            raise ValueError(f"reply_spin must be 0..1 seconds, not {reply_spin!r}")
+        self.reply_spin = reply_spin
         self.log = logger or _logger
         self.tls = tls
         self.flags = default_flags(hidden=hidden)
@@ -173,6 +179,7 @@ class Node:
         self._peers = Peers(self, self._registry, self._links, self._dispatch.on_message)
         self._links.wire = self._dispatch.wire = self._peers
         self._calls = Calls(self._registry, self._peers)
+        self._calls.spin = reply_spin
         self._core = Core(self, self._registry, self._links, self._peers)
         self._rpc: RpcEndpoint | None = None
         self._io: IoServer | None = None
