@@ -7,7 +7,8 @@
 # optional compiled codec), starts dockerd when no engine answers, builds
 # the OTP base images and node images (cached), builds the fixture releases, runs the
 # linters and the whole pytest suite on both backends (local + docker OTP 25, 27, 29),
-# and prints a timing summary. The suite also builds erlbridge's wheel, installs it with
+# every test with and without the compiled codec (tests/conftest.py), and prints a
+# timing summary. The suite also builds erlbridge's wheel, installs it with
 # [testing] into a fresh venv and runs plain pytest in a user project outside the
 # repository (tests/plugin/test_plugin_wheel.py; needs the erlbridge-base:otp27 image).
 #
@@ -143,7 +144,9 @@ step "images" build_images
 step "fixtures" bash scripts/build-fixtures.sh
 step "realistic release" build_realistic
 step "lint" lint
-# The codec and protocol suites once more without the compiled codec (the main run
-# uses it when it built): the pure-Python path stays complete and tested.
-step "pure-python codec" env ERLBRIDGE_PURE_PYTHON=1 .venv/bin/pytest tests/term tests/protocol -q
+# Every test runs with and without the compiled codec (tests/conftest.py): the main run
+# takes the OTP 27 variants on the pure codec and the rest compiled; the second pass runs
+# every test that has no such variant again, without the compiled codec.
 step "pytest" .venv/bin/pytest --durations=15 "$@"
+step "pytest, pure codec" env ERLBRIDGE_PURE_PYTHON=1 .venv/bin/pytest --codec-pass=pure \
+  --durations=10 -q "$@"

@@ -50,7 +50,13 @@ from erlbridge.term.tags import MAX_ATOM_CHARACTERS, MAX_BIG_BYTES, VERSION, Tag
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_MAX_COMPRESSED_SIZE", "DEFAULT_MAX_DEPTH", "decode", "decode_prefix"]
+__all__ = [
+    "DEFAULT_MAX_COMPRESSED_SIZE",
+    "DEFAULT_MAX_DEPTH",
+    "decode",
+    "decode_prefix",
+    "use_compiled",
+]
 
 #: Default cap (bytes) on the uncompressed size a compressed term may declare.
 DEFAULT_MAX_COMPRESSED_SIZE = 64 * 1024 * 1024
@@ -705,6 +711,7 @@ def _run_pure(data: Any, pos: int, max_depth: int, max_compressed_size: int) -> 
 
 if speedups is None:
     _run = _run_pure
+    _run_compiled = _run_pure
 else:
     # The compiled decoder takes the common tags and calls back into this module for
     # the rest (same atom caches, same tag functions); on any error or odd input it
@@ -726,12 +733,24 @@ else:
     _fast_decode = speedups.decode
     _Fallback = speedups.Fallback
 
-    def _run(data: Any, pos: int, max_depth: int, max_compressed_size: int) -> tuple[Any, int]:
+    def _run_compiled(
+        data: Any, pos: int, max_depth: int, max_compressed_size: int
+    ) -> tuple[Any, int]:
         try:
             result: tuple[Any, int] = _fast_decode(data, pos, max_depth)
         except _Fallback:
             return _run_pure(data, pos, max_depth, max_compressed_size)
         return result
+
+    _run = _run_compiled
+
+
+def use_compiled(enabled: bool) -> None:
+    """Decode with the compiled codec (when it is built) or with pure Python only, from
+    now on in this process. The test suite runs cases both ways in one process with it;
+    ``ERLBRIDGE_PURE_PYTHON=1`` sets the start (accelerator.py)."""
+    global _run
+    _run = _run_compiled if enabled else _run_pure
 
 
 def decode(

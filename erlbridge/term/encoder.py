@@ -36,7 +36,7 @@ from erlbridge.term.tags import MAX_ATOM_CHARACTERS, MAX_BIG_BYTES, VERSION, Tag
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["encode"]
+__all__ = ["encode", "use_compiled"]
 
 _Encoder = Callable[[Any, bytearray], None]
 
@@ -391,6 +391,7 @@ def _encode_piece(obj: Any) -> bytes | bytearray:
 
 if speedups is None:
     _encode_plain = _encode_pure
+    _encode_compiled = _encode_pure
 else:
     # The compiled encoder takes the common types, reads the same atom cache and calls
     # _encode_piece for the rest; on any error it raises Fallback and the pure encoder
@@ -401,12 +402,21 @@ else:
     _fast_encode = speedups.encode
     _Fallback = speedups.Fallback
 
-    def _encode_plain(term: Any) -> bytes:
+    def _encode_compiled(term: Any) -> bytes:
         try:
             result: bytes = _fast_encode(term)
         except _Fallback:
             return _encode_pure(term)
         return result
+
+    _encode_plain = _encode_compiled
+
+
+def use_compiled(enabled: bool) -> None:
+    """Encode with the compiled codec (when it is built) or with pure Python only, from
+    now on in this process (see :func:`erlbridge.term.decoder.use_compiled`)."""
+    global _encode_plain
+    _encode_plain = _encode_compiled if enabled else _encode_pure
 
 
 def encode(term: Any, *, compressed: bool | int = False) -> bytes:
