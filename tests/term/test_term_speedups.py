@@ -4,8 +4,9 @@ The compiled decoder/encoder either gives exactly what the pure code gives (same
 same values, same bytes, same end offset) or raises its private Fallback, after which
 the pure code runs. Checked on the golden vectors from real nodes, the acceptance
 cases (hostile edges), random Hypothesis terms and a bounded random-mutation run
-(``ERLBRIDGE_SPEEDUPS_FUZZ_SECONDS``, default 3). The whole term suite also runs with
-``ERLBRIDGE_PURE_PYTHON=1`` (scripts/test.sh), so both paths pass every test.
+(``ERLBRIDGE_SPEEDUPS_FUZZ_SECONDS``, default 3). The whole term suite also runs on
+the pure codec (tests/conftest.py: scripts/test.sh's second pass), so both paths pass
+every test.
 """
 
 from __future__ import annotations
