@@ -18,6 +18,7 @@ the tests that need one:
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 
@@ -66,12 +67,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(autouse=True)
-def _codec(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The pure codec for a test marked ``pure_codec`` (see the module text)."""
+def _codec(request: pytest.FixtureRequest) -> Iterator[None]:
+    """The pure codec for a test marked ``pure_codec`` (see the module text). Not through
+    ``monkeypatch``: an autouse fixture that asks for it would make it the first fixture
+    set up and the last torn down, after the test's own fixtures' teardown."""
     if not ACCELERATED or request.node.get_closest_marker("pure_codec") is None:
         yield
         return
-    monkeypatch.setenv("ERLBRIDGE_PURE_PYTHON", "1")
+    before = os.environ.get("ERLBRIDGE_PURE_PYTHON")
+    os.environ["ERLBRIDGE_PURE_PYTHON"] = "1"
     decoder.use_compiled(False)
     encoder.use_compiled(False)
     try:
@@ -79,3 +83,7 @@ def _codec(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> I
     finally:
         decoder.use_compiled(True)
         encoder.use_compiled(True)
+        if before is None:
+            del os.environ["ERLBRIDGE_PURE_PYTHON"]
+        else:
+            os.environ["ERLBRIDGE_PURE_PYTHON"] = before
