@@ -101,7 +101,8 @@ class DistProtocol(asyncio.BufferedProtocol):
         self._drain_waiters: list[asyncio.Future[None]] = []
         self._closed = False
         self._read_view = memoryview(bytearray(HANDSHAKE_READ))
-        #: while lent: whoever holds it may move queued output to the socket
+        #: taken by every write to the output queue or the socket, the loop's and the
+        #: borrowing threads' (send_lent), so neither overtakes the other
         self.write_lock = threading.Lock()
         #: the socket is lent (its borrower reads it; nothing is read here)
         self.lent = False
