@@ -7,15 +7,16 @@ request to the socket and reads the reply itself, as a plain blocking client doe
 
 How:
 
-* Every caller writes its request itself (:meth:`DistProtocol.send_lent`, ordered with the
-  loop's writes by the connection's write lock).
 * A caller that starts while no other blocking call is in flight asks the loop to lend it
-  the reading too (:meth:`DistProtocol.lend`: the loop stops reading the socket). The
-  reader completes the calls whose replies it reads and hands every other message to the
-  loop thread in arrival order (:meth:`DistProtocol.deliver`).
+  the socket (:meth:`DistProtocol.lend`: the loop stops reading it). It writes its
+  requests itself (:meth:`DistProtocol.send_lent`, ordered with the loop's writes by the
+  connection's write lock) and reads the replies; it completes the calls whose replies it
+  reads and hands every other message to the loop thread in arrival order
+  (:meth:`DistProtocol.deliver`).
 * Callers that come while one reads wait for it to read their replies; when the reader's
-  own reply has come and others still wait, the loop reads again (one reader for many
-  callers, as before: handing the reading from thread to thread cost more than it saved).
+  own reply has come and others still wait, the loop reads again, and while it reads,
+  requests go through it too (one write and one read for many callers: handing the
+  reading from thread to thread, and a write per thread, cost more than they saved).
   The loop also takes the socket back after :data:`IDLE` seconds without a call, when too
   much read here waits for it (:data:`MAX_HANDED`), and when the connection breaks.
 * Every call is also registered where the loop's own calls are (:meth:`Calls.prepare`), so a
@@ -58,16 +59,16 @@ _READABLE = select.POLLIN | select.POLLHUP | select.POLLERR
 
 
 class DirectWaiter:
-    """One blocked caller: where its call's value or error lands (a ThreadWaiter), and
-    the lock it sleeps on until that, or until it is promoted to read."""
+    """One blocked caller: where its call's value or error lands (a ThreadWaiter: the
+    reader's thread or the loop's may deliver, a reply and a lost connection may race;
+    the first counts), and the lock it sleeps on until then."""
 
-    __slots__ = ("_error", "_mutex", "_signalled", "_value", "_wake", "finished")
+    __slots__ = ("_error", "_mutex", "_value", "_wake", "finished")
 
     def __init__(self) -> None:
         self._mutex = threading.Lock()
         self._wake = threading.Lock()
         self._wake.acquire()
-        self._signalled = False
         self._value: Any = None
         self._error: BaseException | None = None
         self.finished = False
@@ -78,7 +79,7 @@ class DirectWaiter:
                 return
             self._value = value
             self.finished = True
-            self._signal()
+            self._wake.release()
 
     def fail(self, error: BaseException) -> None:
         with self._mutex:
@@ -86,25 +87,11 @@ class DirectWaiter:
                 return
             self._error = error
             self.finished = True
-            self._signal()
-
-    def signal(self) -> None:
-        """Wake the thread (it was promoted to read)."""
-        with self._mutex:
-            self._signal()
-
-    def _signal(self) -> None:
-        if not self._signalled:
-            self._signalled = True
             self._wake.release()
 
     def sleep(self, timeout: float | None) -> bool:
-        """Sleep until signalled (True) or ``timeout`` seconds pass (False)."""
-        if not self._wake.acquire(timeout=-1 if timeout is None else max(timeout, 0.0)):
-            return False
-        with self._mutex:
-            self._signalled = False
-        return True
+        """Sleep until finished (True) or ``timeout`` seconds pass (False)."""
+        return self._wake.acquire(timeout=-1 if timeout is None else max(timeout, 0.0))
 
     def result(self) -> Any:
         error = self._error
@@ -277,12 +264,12 @@ class DirectLine:
                 if lead:
                     self._read_until(waiter, deadline, prep.spin)
                 else:
-                    waiter.sleep(_remaining(deadline))  # a reply, or promoted to read
+                    waiter.sleep(_remaining(deadline))  # until its reply (or the deadline)
                     with self._mutex:
                         self._waiting.pop(waiter, None)
                 if not waiter.finished and _expired(deadline):
                     prep.call.set_exception(Expired())
-        finally:  # also when interrupted: the next caller reads
+        finally:  # also when interrupted: someone else reads
             with self._mutex:
                 self._waiting.pop(waiter, None)
                 if self._leader is waiter:
