@@ -119,6 +119,23 @@ build_images() {
   bash scripts/build-node-images.sh $versions
 }
 
+# Release builds live outside the clone, like the Docker images: each build script skips
+# what its MANIFEST (a hash of the inputs, OTP included) says is up to date, so a clean
+# clone on the same machine rebuilds nothing that did not change. A checkout that already
+# has its own _build/NAME keeps it.
+cache_dir=${ERLBRIDGE_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/erlbridge}
+cached_build() {  # cached_build NAME: _build/NAME -> $cache_dir/NAME
+  mkdir -p "$cache_dir/$1" _build
+  if [ ! -e "_build/$1" ] && [ ! -L "_build/$1" ]; then
+    ln -s "$cache_dir/$1" "_build/$1"
+  fi
+}
+
+build_fixtures() {
+  cached_build fixtures
+  bash scripts/build-fixtures.sh
+}
+
 # The shop release (erlang_fixtures/shop/) for the machine's OTP, and for each OTP of
 # ERLBRIDGE_OTP in its base image when Docker answers (one build serves both when equal).
 build_realistic() {
@@ -127,6 +144,7 @@ build_realistic() {
     # shellcheck disable=SC2206
     versions=(${ERLBRIDGE_OTP//,/ })
   fi
+  cached_build realistic
   local local_otp
   local_otp=$(erl -noshell -eval 'io:format("~s", [erlang:system_info(otp_release)]), halt().')
   bash scripts/build-realistic.sh "$local_otp" "${versions[@]}"
@@ -141,12 +159,15 @@ step "packages" install_packages
 step "venv" setup_venv
 step "docker engine" start_docker
 step "images" build_images
-step "fixtures" bash scripts/build-fixtures.sh
+step "fixtures" build_fixtures
 step "realistic release" build_realistic
 step "lint" lint
 # Every test runs with and without the compiled codec (tests/conftest.py): the main run
 # takes the OTP 27 variants on the pure codec and the rest compiled; the second pass runs
-# every test that has no such variant again, without the compiled codec.
-step "pytest" .venv/bin/pytest --durations=15 "$@"
+# every test that has no such variant again, without the compiled codec (except those
+# the main run saw run no compiled code: the codec log).
+codec_log=$(mktemp /tmp/erlbridge-codec-log.XXXXXX)
+step "pytest" .venv/bin/pytest --durations=15 --codec-log="$codec_log" "$@"
 step "pytest, pure codec" env ERLBRIDGE_PURE_PYTHON=1 .venv/bin/pytest --codec-pass=pure \
-  --durations=10 -q "$@"
+  --codec-log="$codec_log" --durations=10 -q "$@"
+rm -f "$codec_log"

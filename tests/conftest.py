@@ -12,15 +12,27 @@ the tests that need one:
   ``[otp27]``, ``[27]``), runs that variant on the pure-Python codec (switched in this
   process; ``ERLBRIDGE_PURE_PYTHON=1`` for the programs it starts) and the others on
   the compiled one.
+* Two tests that prove the same path in two ways may pair up the same way:
+  ``@pytest.mark.codec_group("name")`` on both, ``pure=True`` on the one that runs on the
+  pure codec (the plugin wheel's user project on the local and on the docker backend).
 * ``--codec-pass=pure`` (scripts/test.sh's second pass, under
-  ``ERLBRIDGE_PURE_PYTHON=1``) runs every other test again, on the pure codec.
+  ``ERLBRIDGE_PURE_PYTHON=1``) runs every other test again, on the pure codec, except
+  those that ran no compiled code in the main pass: with ``--codec-log=FILE`` the main
+  pass lists every test during which (setup and teardown included, any thread) this
+  process never entered the compiled encoder or decoder and started no other process;
+  run again, such a test would run the very same code. The second pass, given the same
+  ``--codec-log``, leaves those out. Without the file it runs them all.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
-from collections.abc import Iterator
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -39,14 +51,79 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="main: OTP 27 variants on the pure codec, the rest compiled; pure: only the "
         "tests without such a variant (run it with ERLBRIDGE_PURE_PYTHON=1)",
     )
+    parser.addoption(
+        "--codec-log",
+        default=None,
+        help="main pass: write the tests that ran no compiled code here; pure pass: leave "
+        "them out",
+    )
+
+
+# -- which tests run compiled code (main pass, --codec-log) ----------------------------
+
+_touched = [0]  # compiled encoder/decoder entries and processes started, this session
+_FREE = pytest.StashKey[list[str]]()  # the tests that touched neither
+
+
+def _counting(fn: Callable[..., Any]) -> Callable[..., Any]:
+    def counted(*args: Any) -> Any:
+        _touched[0] += 1
+        return fn(*args)
+
+    return counted
+
+
+def _count_compiled_code() -> None:
+    decoder._run_compiled = _counting(decoder._run_compiled)
+    encoder._encode_compiled = _counting(encoder._encode_compiled)
+    decoder.use_compiled(True)
+    encoder.use_compiled(True)
+    popen_init = subprocess.Popen.__init__
+
+    def init(self: subprocess.Popen[Any], *args: Any, **kwargs: Any) -> None:
+        _touched[0] += 1
+        popen_init(self, *args, **kwargs)
+
+    subprocess.Popen.__init__ = init  # type: ignore[method-assign]
+    os.register_at_fork(before=lambda: _touched.__setitem__(0, _touched[0] + 1))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("--codec-log") and config.getoption("--codec-pass") == "main":
+        if not ACCELERATED:
+            raise pytest.UsageError("--codec-log in the main pass needs the compiled codec")
+        _count_compiled_code()
+        config.stash[_FREE] = []
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    free = item.config.stash.get(_FREE, None)
+    before = _touched[0]
+    yield
+    if free is not None and _touched[0] == before:
+        free.append(item.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    free = session.config.stash.get(_FREE, None)
+    if free is not None:
+        path = Path(session.config.getoption("--codec-log"))
+        path.write_text(json.dumps(sorted(free), indent=0))
 
 
 def _pure_variant(item: pytest.Item) -> bool:
+    group = item.get_closest_marker("codec_group")
+    if group is not None:
+        return bool(group.kwargs.get("pure", False))
     callspec = getattr(item, "callspec", None)
     return callspec is not None and _PURE_VARIANT.search(callspec.id) is not None
 
 
 def _base(item: pytest.Item) -> str:
+    group = item.get_closest_marker("codec_group")
+    if group is not None:
+        return f"{item.nodeid.split('::', 1)[0]}::{group.args[0]}"
     return item.nodeid.split("[", 1)[0]
 
 
@@ -55,8 +132,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     pure = {_base(item) for item in items if _pure_variant(item)}
     has_pure = pure & {_base(item) for item in items if not _pure_variant(item)}
     if config.getoption("--codec-pass") == "pure":
-        keep = [item for item in items if _base(item) not in has_pure]
-        dropped = [item for item in items if _base(item) in has_pure]
+        log = config.getoption("--codec-log")
+        text = Path(log).read_text() if log and Path(log).exists() else ""
+        free = set(json.loads(text)) if text.strip() else set()
+
+        def again(item: pytest.Item) -> bool:
+            return _base(item) not in has_pure and item.nodeid not in free
+
+        keep = [item for item in items if again(item)]
+        dropped = [item for item in items if not again(item)]
         if dropped:
             config.hook.pytest_deselected(items=dropped)
             items[:] = keep

@@ -1,6 +1,6 @@
 """The fuzz targets (fuzz/targets.py): seeds pass the oracle, hand-made hostile inputs pass
-it, and a bounded fuzzing run (marker ``fuzz``; ``ERLBRIDGE_FUZZ_SECONDS``, default 30 s
-across the four targets, run once per codec pass: 60 s in all) finds nothing and reports
+it, and a bounded fuzzing run (marker ``fuzz``; ``ERLBRIDGE_FUZZ_SECONDS``, default 20 s
+across the four targets, run once per codec pass) finds nothing and reports
 the number of inputs tried."""
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def test_fuzz_hostile_inputs(name: str, data: bytes) -> None:
 @pytest.mark.fuzz
 @pytest.mark.timeout(900)
 def test_fuzz_bounded_run(capsys: pytest.CaptureFixture[str]) -> None:
-    seconds = float(os.environ.get("ERLBRIDGE_FUZZ_SECONDS", "30"))
+    seconds = float(os.environ.get("ERLBRIDGE_FUZZ_SECONDS", "20"))
     proc = subprocess.run(
         [sys.executable, str(ROOT / "fuzz" / "run.py"), "all", "--seconds", str(seconds)],
         capture_output=True, text=True, cwd=ROOT, check=False, timeout=seconds + 600,

@@ -91,6 +91,7 @@ def _user_env(venv: Path, **extra: str) -> dict[str, str]:
 
 
 @pytest.mark.integration
+@pytest.mark.codec_group("user-project")
 def test_user_project_passes_on_the_local_backend_without_docker(
         user_venv: Path, myapp_releases: Path, tmp_path: Path,
         no_docker_here: tuple[str, list[int]]) -> None:
@@ -123,6 +124,7 @@ def test_fixture_release_builds_from_the_wheel(user_venv: Path, tmp_path: Path) 
 
 @pytest.mark.integration
 @pytest.mark.docker
+@pytest.mark.codec_group("user-project", pure=True)  # the compiled one: the local backend
 def test_user_project_passes_on_the_docker_backend(
         user_venv: Path, myapp_releases: Path, tmp_path: Path) -> None:
     try:
